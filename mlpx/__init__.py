@@ -1,0 +1,43 @@
+"""mlpx: config-driven experiments with the lecture's multilayer perceptron.
+
+The public API::
+
+    from mlpx import MLP, make_optimizer
+    net = MLP([64, 128, 64, 10], activations="relu", seed=0)
+    loss, g = net.loss_and_grads(X, y)
+    make_optimizer("adam", lr=1e-3).step(net.parameters(), g.parameters())
+"""
+
+from mlpx.activations import ACTIVATIONS, Activation
+from mlpx.init import INITIALIZERS
+from mlpx.losses import delta_f_jacobian_chain, log_softmax, softmax, softmax_cross_entropy
+from mlpx.model import MLP, Gradients
+from mlpx.optimizers import (
+    OPTIMIZERS,
+    SCHEDULES,
+    clip_grad_norm,
+    global_norm,
+    make_optimizer,
+    make_schedule,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ACTIVATIONS",
+    "INITIALIZERS",
+    "MLP",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "Activation",
+    "Gradients",
+    "__version__",
+    "clip_grad_norm",
+    "delta_f_jacobian_chain",
+    "global_norm",
+    "log_softmax",
+    "make_optimizer",
+    "make_schedule",
+    "softmax",
+    "softmax_cross_entropy",
+]

@@ -1,0 +1,84 @@
+"""Softmax and cross-entropy (the lecture's output block) and their derivative.
+
+For one sample with logits ``f = f_L`` (C,), one-hot label ``y`` (C,):
+
+    mu = S(f),  mu_i = e^{f_i} / sum_c e^{f_c}          (softmax)
+    l  = -y^T log(mu)                                     (cross-entropy)
+
+Batched, rows are samples: logits ``F`` (n, C), labels ``y`` (n,) integers in 0..C-1,
+and the loss is the batch mean. Softmax and ``log mu`` go through log-sum-exp, so large
+logits neither overflow nor give ``log(0)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlpx.backend import is_numpy, namespace_of
+
+Array = Any
+
+
+def log_softmax(logits: Array) -> Array:
+    """``log S(f) = f - logsumexp(f)`` row by row. logits: (n, C) -> (n, C)."""
+    xp = namespace_of(logits)
+    shifted = logits - xp.max(logits, axis=1, keepdims=True)
+    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
+
+
+def softmax(logits: Array) -> Array:
+    """``mu = S(f)`` row by row, computed from the max-shifted logits. (n, C) -> (n, C)."""
+    xp = namespace_of(logits)
+    e = xp.exp(logits - xp.max(logits, axis=1, keepdims=True))
+    return e / xp.sum(e, axis=1, keepdims=True)
+
+
+def one_hot(y: Array, num_classes: int, dtype: Any, xp: Any) -> Array:
+    """One-hot rows ``Y[i, y_i] = 1``. y: (n,) integers -> (n, C)."""
+    classes = xp.arange(num_classes)
+    if not is_numpy(xp):
+        classes = xp.asarray(classes, device=getattr(y, "device", None))
+    return xp.astype(y[:, None] == classes[None, :], dtype)
+
+
+def softmax_cross_entropy(logits: Array, y: Array) -> tuple[float, Array]:
+    """Mean cross-entropy of softmax(logits) and its gradient for the logits.
+
+    Parameters
+    ----------
+    logits : (n, C) array, ``f_L`` for every sample.
+    y : (n,) integer labels in ``0..C-1``.
+
+    Returns
+    -------
+    loss : Python float, ``(1/n) sum_i -log mu_{i, y_i}``.
+    delta_f : (n, C), the shortcut B3 ``delta_f = (mu - y) / n`` (the 1/n comes from the
+        batch mean).
+    """
+    xp = namespace_of(logits)
+    n = logits.shape[0]
+    logp = log_softmax(logits)
+    Y = one_hot(y, logits.shape[1], logits.dtype, xp)
+    loss = -float(xp.sum(logp * Y)) / n
+    delta_f = (xp.exp(logp) - Y) / n
+    return loss, delta_f
+
+
+def delta_f_jacobian_chain(logits: Array, y: Array) -> Array:
+    """The lecture's general path B1-B3, kept as the reference for the shortcut.
+
+    Per sample: ``delta_mu = -y^T / mu^T`` (B1), ``J_mu(f) = diag(mu) - mu mu^T`` (B2),
+    ``delta_f = delta_mu J_mu(f)`` (B3); divided by n for the batch mean. It builds a
+    (n, C, C) Jacobian, so it is for tests and teaching, not for training.
+
+    logits: (n, C), y: (n,) -> delta_f: (n, C).
+    """
+    xp = namespace_of(logits)
+    n, C = logits.shape
+    mu = softmax(logits)
+    Y = one_hot(y, C, logits.dtype, xp)
+    delta_mu = -Y / mu  # B1, (n, C)
+    eye = xp.eye(C, dtype=logits.dtype)
+    J = mu[:, :, None] * eye[None, :, :] - mu[:, :, None] * mu[:, None, :]  # B2, (n, C, C)
+    delta_f = xp.sum(delta_mu[:, :, None] * J, axis=1)  # B3: row vector times J
+    return delta_f / n

@@ -1,0 +1,377 @@
+"""The lecture's multilayer perceptron, with hand-written backpropagation.
+
+Forward (rows are samples, ``f_0 = X``)::
+
+    a_l = f_(l-1) W_l^T + b_l      (n, p_l)     the lecture's a_l = W_l f_(l-1)
+    f_l = phi_l(a_l)               (n, p_l)
+    mu  = S(f_L),  loss = mean_i -log mu_(i, y_i)
+
+``W_l`` has the lecture's shape ``(p_l, p_(l-1))``. The lecture folds the bias into ``W``
+by appending a 1 to the input (``x = [x; 1]``, ``p_0 = d + 1``); mlpx keeps the last
+column apart as ``b_l`` (p_l,), which is the same map: ``[W_l | b_l] [f; 1] = W_l f + b_l``.
+
+Backward (B3, B7), for l = L .. 1::
+
+    delta_f_L = (mu - Y) / n                     (softmax + cross-entropy shortcut, B3)
+    delta_a_l = delta_f_l * phi_l'(a_l)          (diagonal J_f(a): elementwise)
+    delta_W_l = delta_a_l^T f_(l-1)              (p_l, p_(l-1))
+    delta_b_l = sum over samples of delta_a_l    (p_l,)
+    delta_f_(l-1) = delta_a_l W_l                (n, p_(l-1)); delta_x = delta_f_0
+
+The ``1/n`` makes every delta the gradient of the batch-mean loss.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mlpx.activations import ACTIVATIONS, Activation, get_activation
+from mlpx.backend import check_dtype, is_numpy, to_numpy
+from mlpx.init import init_weights
+from mlpx.losses import softmax, softmax_cross_entropy
+
+Array = Any
+
+
+@dataclass
+class Gradients:
+    """Every delta of one backward pass (lists indexed ``i = l - 1``).
+
+    weights[i] : (p_l, p_(l-1))  delta_W_l
+    biases[i] : (p_l,)  delta_b_l
+    pre_activations[i] : (n, p_l)  delta_a_l
+    activations[i] : (n, p_l)  delta_f_l (for a linear layer the same array as delta_a_l)
+    inputs : (n, d) delta_x = delta_f_0, or None unless asked for
+    """
+
+    weights: list[Array] = field(default_factory=list)
+    biases: list[Array] = field(default_factory=list)
+    pre_activations: list[Array] = field(default_factory=list)
+    activations: list[Array] = field(default_factory=list)
+    inputs: Array | None = None
+
+    def parameters(self) -> list[Array]:
+        """``[dW_1, db_1, dW_2, db_2, ...]``, the order of :meth:`MLP.parameters`."""
+        return [g for pair in zip(self.weights, self.biases) for g in pair]
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"dW_{i + 1}{tuple(w.shape)}" for i, w in enumerate(self.weights))
+        return f"Gradients({shapes}, inputs={'None' if self.inputs is None else 'yes'})"
+
+
+def _check_sizes(sizes: Any) -> list[int]:
+    if isinstance(sizes, str | bytes) or not hasattr(sizes, "__len__"):
+        raise ValueError(f"sizes must be a list of layer widths [d, p_1, ..., C], got {sizes!r}")
+    sizes = list(sizes)
+    if len(sizes) < 2:
+        raise ValueError(f"sizes must hold at least two widths (inputs and classes), got {sizes!r}")
+    for i, p in enumerate(sizes):
+        if isinstance(p, bool) or not isinstance(p, int | np.integer) or p <= 0:
+            raise ValueError(f"sizes[{i}] must be a positive integer, got {p!r}")
+    if sizes[-1] < 2:
+        raise ValueError(f"sizes[-1] is the number of classes and must be >= 2, got {sizes[-1]}")
+    return [int(p) for p in sizes]
+
+
+def _check_activations(activations: Any, n_layers: int) -> list[Activation]:
+    if isinstance(activations, str):
+        # One name for every hidden layer; the output layer stays linear (the lecture).
+        return [get_activation(activations)] * (n_layers - 1) + [ACTIVATIONS["linear"]]
+    names = list(activations)
+    if len(names) != n_layers:
+        raise ValueError(
+            f"activations must name one activation per layer ({n_layers}) or be a single "
+            f"name for every hidden layer, got {len(names)}: {names!r}"
+        )
+    return [get_activation(a, key=f"activations[{i}]") for i, a in enumerate(names)]
+
+
+class MLP:
+    """A multilayer perceptron ``sizes = [d, p_1, ..., p_(L-1), C]`` trained by backprop.
+
+    Parameters
+    ----------
+    sizes : layer widths ``[p_0 = d, p_1, ..., p_L = C]`` (at least two).
+    activations : one name per layer (L names), or one name for every hidden layer, in
+        which case the output layer is ``linear``. See :data:`mlpx.ACTIVATIONS`.
+    init : weight initialiser (:data:`mlpx.INITIALIZERS`), biases start at zero.
+    seed : seed of the ``numpy.random.Generator`` that draws the weights (or pass ``rng``).
+    dtype : ``"float32"`` or ``"float64"``.
+    init_std : the standard deviation of ``init="normal"``.
+    """
+
+    def __init__(
+        self,
+        sizes: list[int],
+        activations: str | list[str] = "relu",
+        init: str = "glorot_uniform",
+        seed: int | None = None,
+        dtype: str = "float64",
+        *,
+        init_std: float = 0.01,
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        self.sizes = _check_sizes(sizes)
+        self.activation_fns = _check_activations(activations, len(self.sizes) - 1)
+        self.dtype = check_dtype(dtype)
+        self.init = init
+        self.xp = np
+        if rng is None:
+            rng = np.random.default_rng(seed)
+        drawn = init_weights(init, self.sizes, rng, init_std)
+        self._weights = [self.xp.asarray(W, dtype=self.dtype) for W in drawn]
+        self._biases = [self.xp.zeros(p, dtype=self.dtype) for p in self.sizes[1:]]
+        self._a: list[Array] = []
+        self._f: list[Array] = []
+
+    # ------------------------------------------------------------------ parameters
+    @property
+    def activations(self) -> list[str]:
+        """Names of ``phi_1 .. phi_L``."""
+        return [act.name for act in self.activation_fns]
+
+    @property
+    def num_layers(self) -> int:
+        """``L``, the number of weight matrices."""
+        return len(self.sizes) - 1
+
+    @property
+    def weights(self) -> list[Array]:
+        """``[W_1, ..., W_L]``, ``W_l`` of shape ``(p_l, p_(l-1))``; items are assignable."""
+        return self._weights
+
+    @weights.setter
+    def weights(self, values: list[Array]) -> None:
+        self._weights = self._checked_params(values, "weights", lambda i: self._weight_shape(i))
+
+    @property
+    def biases(self) -> list[Array]:
+        """``[b_1, ..., b_L]``, ``b_l`` of shape ``(p_l,)``; items are assignable."""
+        return self._biases
+
+    @biases.setter
+    def biases(self, values: list[Array]) -> None:
+        self._biases = self._checked_params(values, "biases", lambda i: (self.sizes[i + 1],))
+
+    def _weight_shape(self, i: int) -> tuple[int, int]:
+        return (self.sizes[i + 1], self.sizes[i])
+
+    def _checked_params(self, values: list[Array], key: str, shape_of: Any) -> list[Array]:
+        values = list(values)
+        if len(values) != self.num_layers:
+            raise ValueError(f"{key} must hold {self.num_layers} arrays, got {len(values)}")
+        out = []
+        for i, v in enumerate(values):
+            v = self.xp.asarray(v, dtype=self.dtype)
+            if tuple(v.shape) != shape_of(i):
+                raise ValueError(f"{key}[{i}] must have shape {shape_of(i)}, got {tuple(v.shape)}")
+            out.append(v)
+        return out
+
+    def _check_param_shapes(self) -> None:
+        """Items of ``weights``/``biases`` may be reassigned: check them before use."""
+        for i, (W, b) in enumerate(zip(self._weights, self._biases)):
+            if tuple(W.shape) != self._weight_shape(i):
+                raise ValueError(
+                    f"weights[{i}] must have shape {self._weight_shape(i)}, got {tuple(W.shape)}"
+                )
+            if tuple(b.shape) != (self.sizes[i + 1],):
+                raise ValueError(
+                    f"biases[{i}] must have shape ({self.sizes[i + 1]},), got {tuple(b.shape)}"
+                )
+
+    def parameters(self) -> list[Array]:
+        """``[W_1, b_1, W_2, b_2, ...]``: the arrays themselves, so updates are in place."""
+        return [p for pair in zip(self._weights, self._biases) for p in pair]
+
+    @property
+    def num_parameters(self) -> int:
+        """Number of trainable scalars, ``sum_l p_l (p_(l-1) + 1)``."""
+        return sum(p * (q + 1) for q, p in zip(self.sizes, self.sizes[1:]))
+
+    def __repr__(self) -> str:
+        acts = self.activations
+        shown = acts[0] if len(set(acts[:-1])) == 1 and acts[-1] == "linear" else acts
+        return (
+            f"MLP(sizes={self.sizes}, activations={shown!r}, init={self.init!r}, "
+            f"dtype={self.dtype!r}, parameters={self.num_parameters})"
+        )
+
+    # ------------------------------------------------------------------ inputs
+    def _check_X(self, X: Array) -> Array:
+        xp = self.xp
+        X = xp.asarray(X, dtype=self.dtype)
+        if X.ndim != 2 or X.shape[1] != self.sizes[0]:
+            raise ValueError(
+                f"X must have shape (n, {self.sizes[0]}) for this network, got {tuple(X.shape)}"
+            )
+        if not bool(xp.all(xp.isfinite(X))):
+            raise ValueError("X must hold finite values only, got NaN or inf")
+        return X
+
+    def _check_y(self, y: Array, n: int) -> Array:
+        xp = self.xp
+        y = xp.asarray(y)
+        C = self.sizes[-1]
+        if y.ndim != 1 or y.shape[0] != n:
+            raise ValueError(f"y must be integer labels of shape ({n},), got {tuple(y.shape)}")
+        if not xp.isdtype(y.dtype, "integral"):
+            if not bool(xp.all(y == xp.round(y))):
+                raise ValueError(f"y must hold integer labels 0..{C - 1}, got {y.dtype} values")
+            y = xp.astype(y, xp.int64)
+        if n and (int(xp.min(y)) < 0 or int(xp.max(y)) >= C):
+            raise ValueError(
+                f"y must hold labels in 0..{C - 1}, got values in "
+                f"{int(xp.min(y))}..{int(xp.max(y))}"
+            )
+        return y
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, X: Array, *, validate: bool = True) -> Array:
+        """Logits ``f_L`` (n, C) for inputs X (n, d); caches every ``a_l`` and ``f_l``.
+
+        ``validate=False`` skips the checks of X (for a trainer that checked the data once).
+        """
+        if validate:
+            X = self._check_X(X)
+            self._check_param_shapes()
+        xp = self.xp
+        fast = is_numpy(xp)
+        f = X
+        self._a, self._f = [], [X]
+        for W, b, act in zip(self._weights, self._biases, self.activation_fns):
+            if fast:
+                a = np.matmul(f, W.T)
+                a += b
+            else:
+                a = f @ W.T + b
+            f = act.forward(a, xp)
+            self._a.append(a)
+            self._f.append(f)
+        return f
+
+    __call__ = forward
+
+    def predict_proba(self, X: Array) -> Array:
+        """``mu = S(f_L)`` (n, C): class probabilities."""
+        return softmax(self.forward(X))
+
+    def predict(self, X: Array) -> Array:
+        """The lecture's rule: the class with the largest logit, (n,) integers."""
+        return self.xp.argmax(self.forward(X), axis=1)
+
+    # ------------------------------------------------------------------ backward
+    def backward(
+        self, delta_f: Array, *, input_grad: bool = False, out: Gradients | None = None
+    ) -> Gradients:
+        """Backpropagate ``delta_f_L`` (n, C) through the cached forward pass (B7).
+
+        Returns every ``delta_a_l``, ``delta_f_l``, ``delta_W_l``, ``delta_b_l`` and, when
+        ``input_grad`` is true, ``delta_x = delta_f_0`` (one more GEMM). With ``out`` (a
+        previous result of the same network) the NumPy path writes ``delta_W``/``delta_b``
+        into its arrays instead of allocating new ones.
+        """
+        if not self._a:
+            raise RuntimeError("backward needs a forward pass first: call forward(X)")
+        xp = self.xp
+        fast = is_numpy(xp) and out is not None and len(out.weights) == self.num_layers
+        L = self.num_layers
+        g = out if out is not None else Gradients()
+        dWs: list[Array] = [None] * L
+        dbs: list[Array] = [None] * L
+        das: list[Array] = [None] * L
+        dfs: list[Array] = [None] * L
+        df = delta_f
+        for i in range(L - 1, -1, -1):
+            act = self.activation_fns[i]
+            dfs[i] = df
+            da = act.delta(df, self._a[i], self._f[i + 1], xp)
+            das[i] = da
+            f_prev = self._f[i]
+            if fast:
+                dWs[i] = np.matmul(da.T, f_prev, out=g.weights[i])
+                dbs[i] = np.sum(da, axis=0, out=g.biases[i])
+            else:
+                dWs[i] = da.T @ f_prev
+                dbs[i] = xp.sum(da, axis=0)
+            if i > 0 or input_grad:
+                df = da @ self._weights[i]
+        g.weights, g.biases, g.pre_activations, g.activations = dWs, dbs, das, dfs
+        g.inputs = df if input_grad else None
+        return g
+
+    def loss_and_grads(
+        self,
+        X: Array,
+        y: Array,
+        *,
+        input_grad: bool = False,
+        out: Gradients | None = None,
+        validate: bool = True,
+    ) -> tuple[float, Gradients]:
+        """Mean softmax cross-entropy on (X, y) and every delta of the lecture.
+
+        X : (n, d); y : (n,) integer labels in ``0..C-1``.
+        Returns ``(loss, g)`` with ``g`` a :class:`Gradients`; ``g.inputs`` is
+        ``delta_x`` (n, d) when ``input_grad`` is true, else None.
+        """
+        if validate:
+            X = self._check_X(X)
+            y = self._check_y(y, X.shape[0])
+        logits = self.forward(X, validate=validate)
+        loss, delta_f = softmax_cross_entropy(logits, y)
+        return loss, self.backward(delta_f, input_grad=input_grad, out=out)
+
+    def loss(self, X: Array, y: Array) -> float:
+        """Mean softmax cross-entropy on (X, y), without gradients."""
+        X = self._check_X(X)
+        y = self._check_y(y, X.shape[0])
+        return softmax_cross_entropy(self.forward(X, validate=False), y)[0]
+
+    def evaluate(
+        self, X: Array, y: Array, *, batch_size: int = 4096, validate: bool = True
+    ) -> tuple[float, float]:
+        """``(mean loss, accuracy)`` on (X, y), in chunks of ``batch_size`` rows."""
+        if validate:
+            X = self._check_X(X)
+            y = self._check_y(y, X.shape[0])
+        n = X.shape[0]
+        if n == 0:
+            return math.nan, math.nan
+        total, correct = 0.0, 0
+        for s in range(0, n, batch_size):
+            logits = self.forward(X[s : s + batch_size], validate=False)
+            yb = y[s : s + batch_size]
+            loss, _ = softmax_cross_entropy(logits, yb)
+            total += loss * logits.shape[0]
+            correct += int(self.xp.sum(self.xp.argmax(logits, axis=1) == yb))
+        return total / n, correct / n
+
+    def state_dict(self) -> dict[str, Any]:
+        """Architecture and parameters as plain NumPy arrays and strings (``.npz``-safe)."""
+        state: dict[str, Any] = {
+            "sizes": np.asarray(self.sizes),
+            "activations": np.asarray(self.activations),
+            "dtype": np.asarray(self.dtype),
+        }
+        for i, (W, b) in enumerate(zip(self._weights, self._biases)):
+            state[f"W_{i + 1}"] = to_numpy(W).copy()
+            state[f"b_{i + 1}"] = to_numpy(b).copy()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Load parameters saved by :meth:`state_dict`; the architecture must match."""
+        sizes = [int(p) for p in np.asarray(state["sizes"])]
+        acts = [str(a) for a in np.asarray(state["activations"])]
+        if sizes != self.sizes or acts != self.activations:
+            raise ValueError(
+                f"state is for sizes={sizes}, activations={acts}; this network has "
+                f"sizes={self.sizes}, activations={self.activations}"
+            )
+        L = self.num_layers
+        self.weights = [state[f"W_{i + 1}"] for i in range(L)]
+        self.biases = [state[f"b_{i + 1}"] for i in range(L)]
