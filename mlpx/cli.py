@@ -1,0 +1,258 @@
+"""The ``mlpx`` command: the only place that talks to Hydra.
+
+config (Hydra) -> validated settings -> dataset, MLP, optimizer, tracker -> ``train.fit``
+-> objective (returned to Hydra's sweepers). Heavy libraries (scikit-learn, MLflow,
+matplotlib) are imported only once a run starts, so ``mlpx --help`` stays quick.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from mlpx.config import ConfigError, Settings, settings_from_dict
+
+
+def config_dir() -> str:
+    """``conf/`` beside the package (a checkout or editable install) or inside it (wheel)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "conf", here / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return str(candidate)
+    raise FileNotFoundError(f"mlpx cannot find its conf/ folder next to {here}")
+
+
+class UserError(Exception):
+    """An error in what the user asked for: printed as one line, no traceback."""
+
+
+def _error_line(message: str) -> str:
+    return "mlpx: error: " + " ".join(str(message).split())
+
+
+def git_commit() -> str | None:
+    """The commit of the mlpx checkout this code runs from, if any."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _hydra_context() -> tuple[bool, str | None, str | None, str]:
+    """(is multirun, sweep dir, job output dir, the swept values of this job)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return False, None, None, ""
+    hc = HydraConfig.get()
+    if hc.mode != RunMode.MULTIRUN:
+        return False, None, hc.runtime.output_dir, ""
+    from mlpx.sweep import job_suffix
+
+    suffix = job_suffix(hc.sweep.dir, list(hc.overrides.task))
+    return True, hc.sweep.dir, hc.runtime.output_dir, suffix
+
+
+def make_tracker(
+    settings: Settings, flat_params: dict[str, Any], sweep_dir: str | None, suffix: str
+):
+    """An MLflow tracker for the run (a child of the sweep's parent run), or a NullTracker."""
+    from mlpx import __version__
+    from mlpx.tracking import MlflowTracker, NullTracker, check_tracking_uri
+
+    lg = settings.logger
+    if lg.name == "none":
+        return NullTracker()
+    uri = check_tracking_uri(lg.tracking_uri)
+    parent = None
+    if sweep_dir is not None:
+        from mlpx.sweep import read_sweep_info
+
+        parent = read_sweep_info(sweep_dir).get("parent_run_id")
+    name = lg.run_name or settings.run_name()
+    if suffix and not lg.run_name:
+        name = f"{name} [{suffix}]"
+    tags = {
+        "mlpx.version": __version__,
+        "dataset": settings.dataset.name,
+        "backend": settings.backend.name,
+        "device": settings.backend.device,
+        "dtype": settings.backend.dtype,
+        "optimizer": settings.optimizer.name,
+    }
+    commit = git_commit()
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+        tags["git_commit"] = commit
+    tracker = MlflowTracker(uri, lg.experiment_name, name, parent_run_id=parent, tags=tags)
+    tracker.log_params(flat_params)
+    return tracker
+
+
+def _log_run_files(tracker: Any, cfg: DictConfig, job_dir: str | None) -> None:
+    tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/config.yaml")
+    if job_dir:
+        overrides = Path(job_dir) / ".hydra" / "overrides.yaml"
+        if overrides.is_file():
+            tracker.log_artifact(str(overrides), "config")
+
+
+def _log_figures(tracker: Any, history: dict[str, list[tuple[int, float]]]) -> None:
+    import matplotlib.pyplot as plt
+
+    from mlpx import plots
+
+    epoch_steps = dict(history.get("epoch", []))  # step -> epoch, for per-epoch curves
+    by_epoch = {
+        k: [(int(epoch_steps[s]), v) for s, v in pts if s in epoch_steps]
+        for k, pts in history.items()
+        if k in ("train/loss", "train/accuracy", "val/loss", "val/accuracy")
+    }
+    for name, fig in (
+        ("figures/learning_curves.png", plots.learning_curves(by_epoch)),
+        ("figures/grad_norms.png", plots.grad_norms(history)),
+    ):
+        tracker.log_figure(fig, name)
+        plt.close(fig)
+
+
+def run(cfg: DictConfig) -> float:
+    """Train one configuration; return the objective (``trainer.objective``).
+
+    User errors (bad values, missing data, an unreachable tracking server, divergence)
+    raise :class:`UserError` with one line; the MLflow run, if one was started, is ended
+    FAILED (or KILLED on Ctrl-C) so nothing is left RUNNING.
+    """
+    _, sweep_dir, job_dir, suffix = _hydra_context()
+    try:
+        container = OmegaConf.to_container(cfg, resolve=True)
+        settings = settings_from_dict(container)
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
+    except Exception as exc:  # interpolation errors and the like
+        raise UserError(f"the config could not be resolved: {exc}") from None
+
+    import numpy as np
+
+    from mlpx.data import load_dataset
+    from mlpx.model import MLP
+    from mlpx.optimizers import make_optimizer
+    from mlpx.tracking import TrackingError, flatten
+    from mlpx.train import DivergenceError, fit, summary
+
+    ds = settings.dataset
+    try:
+        data = load_dataset(
+            ds.name,
+            val_size=ds.val_size,
+            test_size=ds.test_size,
+            seed=ds.seed,
+            standardize=ds.standardize,
+            **ds.params,
+        )
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    try:
+        tracker = make_tracker(settings, flatten(container), sweep_dir, suffix)
+    except TrackingError as exc:
+        raise UserError(str(exc)) from None
+
+    status, error = "FAILED", None
+    try:
+        _log_run_files(tracker, cfg, job_dir)
+        rng = np.random.default_rng(settings.trainer.seed)
+        m = settings.model
+        model = MLP(
+            m.sizes(data.n_features, data.n_classes),
+            activations=m.activations,
+            init=m.init,
+            dtype=settings.backend.dtype,
+            init_std=m.init_std,
+            rng=rng,
+        )
+        o = settings.optimizer
+        optimizer = make_optimizer(o.name, lr=o.lr, schedule=o.schedule, **o.hparams)
+        print(f"mlpx: {settings.run_name()} on {data!r}: {model!r}", file=sys.stderr)
+        result = fit(
+            model,
+            optimizer,
+            data,
+            settings.trainer,
+            tracker,
+            rng=rng,
+            clip_norm=o.clip_norm,
+            log_grad_norms=settings.logger.log_grad_norms,
+        )
+        if settings.logger.log_figures and settings.logger.name != "none":
+            _log_figures(tracker, result.history)
+        tracker.set_tags(
+            {"best_epoch": str(result.best_epoch), "stopped_early": str(result.stopped_early)}
+        )
+        status = "FINISHED"
+        print(
+            f"mlpx: done {summary(result)} objective {settings.trainer.objective}="
+            f"{result.objective:.4f}",
+            file=sys.stderr,
+        )
+        if tracker.run_id:
+            print(f"mlpx: MLflow run {tracker.run_id}", file=sys.stderr)
+        return float(result.objective)
+    except KeyboardInterrupt:
+        status, error = "KILLED", "interrupted"
+        raise
+    except DivergenceError as exc:
+        error = str(exc)
+        tracker.set_tags({"diverged": "true"})
+        raise UserError(error) from None
+    except ValueError as exc:
+        error = str(exc)
+        raise UserError(error) from None
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        tracker.finish(status, error=error)
+
+
+def worst_objective(direction: str) -> float:
+    """What a failed job reports to a sweeper, so the sweep moves on."""
+    return math.inf if direction == "minimize" else -math.inf
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
+def main(cfg: DictConfig) -> float:
+    """Hydra's entry point: one job of a run or a sweep."""
+    multirun = _hydra_context()[0]
+    try:
+        return run(cfg)
+    except UserError as exc:
+        print(_error_line(str(exc)), file=sys.stderr)
+        if multirun:  # the sweep goes on with the other jobs
+            direction = OmegaConf.select(cfg, "trainer.direction", default="maximize")
+            return worst_objective(str(direction))
+        sys.exit(2)
+
+
+def entry() -> None:
+    """Console script ``mlpx``."""
+    os.environ.setdefault("HYDRA_FULL_ERROR", "0")
+    main()
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,396 @@
+"""Config schemas and value checks: a composed config (a plain dict) -> typed settings.
+
+Hydra composes ``conf/``; :func:`settings_from_dict` turns the result into the dataclasses
+below, checking every value where it enters with a one-line message that names the key as
+users write it and what is accepted (``model.widths[1] must be a positive integer, got
+-3``). Nothing here imports Hydra, scikit-learn or MLflow, so the checks run before any
+heavy import, training or logging.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlpx.activations import ACTIVATIONS
+from mlpx.backend import DTYPES
+from mlpx.init import INITIALIZERS
+
+BACKENDS = ("numpy",)
+LOGGERS = ("mlflow", "none")
+MODES = ("train",)
+PROGRESS = ("auto", "true", "false")
+METRICS = ("val/loss", "val/accuracy", "train/loss", "train/accuracy")
+DIRECTIONS = ("minimize", "maximize")
+
+
+class ConfigError(ValueError):
+    """A bad config value; the message is one line naming the key."""
+
+
+# ------------------------------------------------------------------------------- checks
+
+
+def _int(key: str, value: Any, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{key} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _number(key: str, value: Any, *, positive: bool = False, minimum: float | None = None):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"{key} must be a finite number, got {value!r}")
+    if positive and value <= 0:
+        raise ConfigError(f"{key} must be a positive number, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{key} must be a number >= {minimum}, got {value!r}")
+    return float(value)
+
+
+def _bool(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    return value
+
+
+def _choice(key: str, value: Any, accepted: tuple[str, ...] | list[str]) -> str:
+    if not isinstance(value, str) or value not in accepted:
+        raise ConfigError(f"{key} must be one of {', '.join(accepted)}, got {value!r}")
+    return value
+
+
+def _section(cfg: dict[str, Any], name: str) -> dict[str, Any]:
+    section = cfg.get(name)
+    if not isinstance(section, dict):
+        raise ConfigError(f"{name} must be a config group (a mapping), got {section!r}")
+    return section
+
+
+def _only(section: dict[str, Any], group: str, accepted: tuple[str, ...]) -> None:
+    for key in section:
+        if key not in accepted:
+            raise ConfigError(
+                f"{group}.{key} is not a setting of {group}; accepted: {', '.join(accepted)}"
+            )
+
+
+# ------------------------------------------------------------------------------ settings
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """``model`` group: hidden widths, activations (L names, output included), init."""
+
+    widths: list[int]
+    activations: list[str]
+    init: str = "glorot_uniform"
+    init_std: float = 0.01
+
+    def sizes(self, n_features: int, n_classes: int) -> list[int]:
+        """``[d, p_1, ..., p_(L-1), C]``."""
+        return [n_features, *self.widths, n_classes]
+
+    @property
+    def tag(self) -> str:
+        """Short name for run names: ``w128x64-relu``."""
+        hidden = self.activations[:-1]
+        act = hidden[0] if hidden and len(set(hidden)) == 1 else "-".join(hidden) or "linear"
+        widths = "x".join(map(str, self.widths)) or "0"
+        return f"w{widths}-{act}"
+
+
+MODEL_KEYS = ("widths", "depth", "width", "activation", "activations", "init", "init_std")
+
+
+def model_settings(m: dict[str, Any]) -> ModelSettings:
+    """Resolve ``widths`` vs ``depth`` + ``width`` and ``activation`` vs ``activations``."""
+    _only(m, "model", MODEL_KEYS)
+    widths, depth, width = m.get("widths"), m.get("depth"), m.get("width")
+    if widths is not None and (depth is not None or width is not None):
+        raise ConfigError(
+            "model.widths clashes with model.depth/model.width: give the list or the "
+            "shorthand, not both (e.g. model.widths=null model.depth=3 model.width=64)"
+        )
+    if widths is None:
+        if depth is None or width is None:
+            missing = "model.depth" if depth is None else "model.width"
+            raise ConfigError(
+                f"{missing} is missing: give model.widths=[...] or both model.depth and model.width"
+            )
+        depth = _int("model.depth", depth, minimum=0)
+        width = _int("model.width", width, minimum=1)
+        widths = [width] * depth
+    if not isinstance(widths, list):
+        raise ConfigError(f"model.widths must be a list of positive integers, got {widths!r}")
+    widths = [_int(f"model.widths[{i}]", w, minimum=1) for i, w in enumerate(widths)]
+
+    activation, activations = m.get("activation"), m.get("activations")
+    n_hidden = len(widths)
+    if activation is not None and activations is not None:
+        raise ConfigError(
+            "model.activation clashes with model.activations: give one name for every hidden "
+            "layer or a list, not both (e.g. model.activation=null model.activations=[...])"
+        )
+    if activations is None:
+        if activation is None:
+            raise ConfigError("model.activation is missing: give a name or model.activations")
+        name = _choice("model.activation", activation, list(ACTIVATIONS))
+        names = [name] * n_hidden + ["linear"]
+    else:
+        if not isinstance(activations, list) or len(activations) not in (n_hidden, n_hidden + 1):
+            got = len(activations) if isinstance(activations, list) else repr(activations)
+            raise ConfigError(
+                f"model.activations must list {n_hidden} names (one per hidden layer) or "
+                f"{n_hidden + 1} (the output layer too), got {got}"
+            )
+        names = [
+            _choice(f"model.activations[{i}]", a, list(ACTIVATIONS))
+            for i, a in enumerate(activations)
+        ]
+        if len(names) == n_hidden:
+            names.append("linear")
+    init = _choice("model.init", m.get("init", "glorot_uniform"), list(INITIALIZERS))
+    init_std = _number("model.init_std", m.get("init_std", 0.01), positive=True)
+    return ModelSettings(widths=widths, activations=names, init=init, init_std=init_std)
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    """``optimizer`` group: registry name, torch-style hyper-parameters, schedule, clipping."""
+
+    name: str
+    lr: float
+    hparams: dict[str, Any] = field(default_factory=dict)
+    schedule: dict[str, Any] | None = None
+    clip_norm: float | None = None
+
+    @property
+    def tag(self) -> str:
+        return f"{self.name}-lr{self.lr:g}"
+
+
+def optimizer_settings(o: dict[str, Any]) -> OptimizerSettings:
+    """Check the optimizer group by building it once (the core checks every argument)."""
+    from mlpx.optimizers import OPTIMIZERS, make_optimizer
+
+    o = dict(o)
+    name = _choice("optimizer.name", o.pop("name", None), sorted(OPTIMIZERS))
+    lr = _number("optimizer.lr", o.pop("lr", None), positive=True)
+    schedule = o.pop("schedule", None)
+    clip = o.pop("clip_norm", None)
+    if clip is not None:
+        clip = _number("optimizer.clip_norm", clip, positive=True)
+    if (
+        isinstance(schedule, dict)
+        and schedule.get("name") in (None, "constant")
+        and (len(schedule) <= 1)
+    ):
+        schedule = None
+    hparams = {k: tuple(v) if isinstance(v, list) else v for k, v in o.items()}
+    try:
+        make_optimizer(name, lr=lr, schedule=schedule, **hparams)
+    except ValueError as exc:
+        raise ConfigError(_prefix("optimizer", str(exc))) from None
+    return OptimizerSettings(name=name, lr=lr, hparams=hparams, schedule=schedule, clip_norm=clip)
+
+
+def _prefix(group: str, message: str) -> str:
+    """Name the key as users write it: ``lr must ...`` -> ``optimizer.lr must ...``."""
+    if message.startswith(f"{group}.") or message.startswith(f"{group} "):
+        return message
+    return f"{group}.{message}"
+
+
+@dataclass(frozen=True)
+class DatasetSettings:
+    """``dataset`` group: registry name, its own parameters, the split."""
+
+    name: str
+    params: dict[str, Any]
+    val_size: float = 0.15
+    test_size: float = 0.15
+    seed: int = 0
+    standardize: bool = True
+
+
+def dataset_settings(d: dict[str, Any]) -> DatasetSettings:
+    from mlpx.data import check_dataset_params, check_split_options
+
+    d = dict(d)
+    name = d.pop("name", None)
+    val_size = d.pop("val_size", 0.15)
+    test_size = d.pop("test_size", 0.15)
+    seed = _int("dataset.seed", d.pop("seed", 0), minimum=0)
+    standardize = _bool("dataset.standardize", d.pop("standardize", True))
+    try:
+        params = check_dataset_params(name, d)
+        check_split_options(val_size, test_size, seed)
+    except ValueError as exc:
+        raise ConfigError(_prefix("dataset", str(exc))) from None
+    return DatasetSettings(name, params, float(val_size), float(test_size), seed, standardize)
+
+
+@dataclass(frozen=True)
+class BackendSettings:
+    """``backend`` group: where the arrays live and their dtype."""
+
+    name: str = "numpy"
+    dtype: str = "float64"
+    device: str = "cpu"
+
+
+def backend_settings(b: dict[str, Any]) -> BackendSettings:
+    _only(b, "backend", ("name", "dtype", "device"))
+    name = _choice("backend.name", b.get("name", "numpy"), BACKENDS)
+    dtype = _choice("backend.dtype", b.get("dtype", "float64"), DTYPES)
+    device = b.get("device", "cpu")
+    if name == "numpy" and device != "cpu":
+        raise ConfigError(f"backend.device must be cpu for backend numpy, got {device!r}")
+    return BackendSettings(name=name, dtype=dtype, device=str(device))
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` evaluations."""
+
+    patience: int = 0  # 0: off
+    min_delta: float = 0.0
+    monitor: str = "val/loss"
+    restore_best: bool = True
+
+    @property
+    def mode(self) -> str:
+        return "min" if self.monitor.endswith("loss") else "max"
+
+
+@dataclass(frozen=True)
+class TrainerSettings:
+    """``trainer`` group: the loop, its logging cadence and the sweep objective."""
+
+    epochs: int = 30
+    batch_size: int = 32
+    seed: int = 0
+    shuffle: bool = True
+    eval_every: int = 1
+    log_every_n_steps: int = 50
+    early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
+    objective: str = "val/accuracy"
+    direction: str = "maximize"
+    progress: str = "auto"
+
+
+TRAINER_KEYS = (
+    "epochs",
+    "batch_size",
+    "seed",
+    "shuffle",
+    "eval_every",
+    "log_every_n_steps",
+    "early_stopping",
+    "objective",
+    "direction",
+    "progress",
+)
+OBJECTIVES = (*METRICS, "test/loss", "test/accuracy")
+
+
+def trainer_settings(t: dict[str, Any]) -> TrainerSettings:
+    _only(t, "trainer", TRAINER_KEYS)
+    es = t.get("early_stopping") or {}
+    if not isinstance(es, dict):
+        raise ConfigError(f"trainer.early_stopping must be a mapping, got {es!r}")
+    _only(es, "trainer.early_stopping", ("patience", "min_delta", "monitor", "restore_best"))
+    early = EarlyStopping(
+        patience=_int("trainer.early_stopping.patience", es.get("patience", 0), minimum=0),
+        min_delta=_number("trainer.early_stopping.min_delta", es.get("min_delta", 0.0), minimum=0),
+        monitor=_choice("trainer.early_stopping.monitor", es.get("monitor", "val/loss"), METRICS),
+        restore_best=_bool("trainer.early_stopping.restore_best", es.get("restore_best", True)),
+    )
+    progress = t.get("progress", "auto")
+    progress = str(progress).lower() if isinstance(progress, bool) else progress
+    return TrainerSettings(
+        epochs=_int("trainer.epochs", t.get("epochs", 30), minimum=1),
+        batch_size=_int("trainer.batch_size", t.get("batch_size", 32), minimum=1),
+        seed=_int("trainer.seed", t.get("seed", 0), minimum=0),
+        shuffle=_bool("trainer.shuffle", t.get("shuffle", True)),
+        eval_every=_int("trainer.eval_every", t.get("eval_every", 1), minimum=1),
+        log_every_n_steps=_int("trainer.log_every_n_steps", t.get("log_every_n_steps", 50), 1),
+        early_stopping=early,
+        objective=_choice("trainer.objective", t.get("objective", "val/accuracy"), OBJECTIVES),
+        direction=_choice("trainer.direction", t.get("direction", "maximize"), DIRECTIONS),
+        progress=_choice("trainer.progress", progress, PROGRESS),
+    )
+
+
+@dataclass(frozen=True)
+class LoggerSettings:
+    """``logger`` group: ``mlflow`` or ``none``, and where MLflow writes."""
+
+    name: str = "mlflow"
+    tracking_uri: str | None = None
+    experiment_name: str = "mlpx"
+    run_name: str | None = None
+    log_grad_norms: bool = True
+    log_figures: bool = True
+
+
+def logger_settings(lg: dict[str, Any]) -> LoggerSettings:
+    keys = ("name", "tracking_uri", "experiment_name", "run_name", "log_grad_norms", "log_figures")
+    _only(lg, "logger", keys)
+    name = _choice("logger.name", lg.get("name", "mlflow"), LOGGERS)
+    uri = lg.get("tracking_uri")
+    if uri is not None and (not isinstance(uri, str) or not uri.strip()):
+        raise ConfigError(f"logger.tracking_uri must be a URI string or null, got {uri!r}")
+    exp = lg.get("experiment_name", "mlpx")
+    if not isinstance(exp, str) or not exp.strip():
+        raise ConfigError(f"logger.experiment_name must be a non-empty string, got {exp!r}")
+    run_name = lg.get("run_name")
+    if run_name is not None and not isinstance(run_name, str):
+        run_name = str(run_name)
+    return LoggerSettings(
+        name=name,
+        tracking_uri=uri,
+        experiment_name=exp,
+        run_name=run_name,
+        log_grad_norms=_bool("logger.log_grad_norms", lg.get("log_grad_norms", True)),
+        log_figures=_bool("logger.log_figures", lg.get("log_figures", True)),
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole validated run configuration."""
+
+    model: ModelSettings
+    optimizer: OptimizerSettings
+    dataset: DatasetSettings
+    backend: BackendSettings
+    trainer: TrainerSettings
+    logger: LoggerSettings
+    mode: str = "train"
+
+    def run_name(self) -> str:
+        """What varies, e.g. ``adam-lr0.001-w128x64-relu``."""
+        return f"{self.optimizer.tag}-{self.model.tag}"
+
+
+TOP_KEYS = ("model", "optimizer", "dataset", "backend", "trainer", "logger", "mode", "experiment")
+
+
+def settings_from_dict(cfg: dict[str, Any]) -> Settings:
+    """Validate a composed config (plain containers, interpolations resolved)."""
+    for key in cfg:
+        if key not in TOP_KEYS:
+            raise ConfigError(f"{key} is not a config group; accepted: {', '.join(TOP_KEYS)}")
+    return Settings(
+        model=model_settings(_section(cfg, "model")),
+        optimizer=optimizer_settings(_section(cfg, "optimizer")),
+        dataset=dataset_settings(_section(cfg, "dataset")),
+        backend=backend_settings(_section(cfg, "backend")),
+        trainer=trainer_settings(_section(cfg, "trainer")),
+        logger=logger_settings(_section(cfg, "logger")),
+        mode=_choice("mode", cfg.get("mode", "train"), MODES),
+    )

@@ -1,0 +1,570 @@
+"""Datasets for the MLP: scikit-learn's bundled sets, its generators and OpenML.
+
+Every dataset comes back as a :class:`Dataset` with stratified, seeded train/val/test
+splits, features standardised with statistics fitted on the training split only, and
+labels re-encoded to ``0..C-1``::
+
+    data = load_dataset("digits", val_size=0.15, test_size=0.15, seed=0)
+    data.X_train            # (n_train, 64) float64, mean 0 / std 1 per non-constant pixel
+    data.y_train            # (n_train,) int64 in 0..9
+    for idx in iterate_minibatches(len(data.y_train), 128, np.random.default_rng(0)):
+        X, y = data.X_train[idx], data.y_train[idx]
+
+Names map to loaders through registries (``DATASET_PARAMS``, ``_LOADERS``): a config says
+``dataset.name: moons`` and ``dataset.noise: 0.3``, never a Python import path.
+
+scikit-learn is imported inside the loaders only: ``import mlpx.data`` stays cheap, and
+:func:`check_dataset_params` validates a configuration without importing it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import math
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "DATASET_PARAMS",
+    "Dataset",
+    "check_dataset_params",
+    "check_split_options",
+    "iterate_minibatches",
+    "load_dataset",
+]
+
+
+@dataclass(eq=False)
+class Dataset:
+    """One classification dataset, split and scaled.
+
+    X_train : (n_train, d) float64     y_train : (n_train,) int64 labels in 0..C-1
+    X_val : (n_val, d) float64         y_val : (n_val,) int64; (0, d) / (0,) when val_size=0
+    X_test : (n_test, d) float64       y_test : (n_test,) int64
+    class_names : C names; ``class_names[k]`` is the original label of class ``k``
+    feature_names : d names
+    image_shape : (8, 8) for digits (``X[i].reshape(image_shape)`` is the image), else None
+    mean, scale : (d,) the training statistics applied to every split (``X = (raw -
+        mean) / scale``; scale is 1 for constant features), or None when not standardised
+    """
+
+    name: str
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list[str]
+    feature_names: list[str]
+    image_shape: tuple[int, int] | None = None
+    mean: np.ndarray | None = field(default=None, repr=False)
+    scale: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def n_features(self) -> int:
+        """d, the number of input features."""
+        return int(self.X_train.shape[1])
+
+    @property
+    def n_classes(self) -> int:
+        """C, the number of classes."""
+        return len(self.class_names)
+
+    def __repr__(self) -> str:
+        image = f", image_shape={self.image_shape}" if self.image_shape is not None else ""
+        return (
+            f"Dataset({self.name!r}, features={self.n_features}, classes={self.n_classes}, "
+            f"train={len(self.y_train)}, val={len(self.y_val)}, test={len(self.y_test)}"
+            f"{image}, standardized={self.mean is not None})"
+        )
+
+
+# --------------------------------------------------------------------------- parameters
+
+#: Dataset name -> its own parameters and their defaults (``{}``: no parameters).
+DATASET_PARAMS: dict[str, dict[str, Any]] = {
+    "digits": {},
+    "iris": {},
+    "wine": {},
+    "breast_cancer": {},
+    "moons": {"n_samples": 1000, "noise": 0.2},
+    "circles": {"n_samples": 1000, "noise": 0.1, "factor": 0.5},
+    "blobs": {"n_samples": 1000, "n_features": 2, "centers": 3, "cluster_std": 1.0},
+    "classification": {
+        "n_samples": 1000,
+        "n_features": 20,
+        "n_informative": 5,
+        "n_redundant": 2,
+        "n_classes": 3,
+        "n_clusters_per_class": 1,
+        "class_sep": 1.0,
+    },
+    "gaussian_quantiles": {"n_samples": 1000, "n_features": 2, "n_classes": 3},
+    "openml": {
+        "openml_name": None,
+        "openml_id": None,
+        "version": "active",
+        "data_home": None,
+        "target_column": None,
+    },
+}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def _is_number(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float | np.floating)) and math.isfinite(value)
+
+
+def _integer(minimum: int) -> Callable[[str, Any], Any]:
+    def check(key: str, value: Any) -> int:
+        if not _is_int(value) or value < minimum:
+            raise ValueError(f"{key} must be an integer >= {minimum}, got {value!r}")
+        return int(value)
+
+    return check
+
+
+def _number(low: float, high: float | None = None, *, low_open: bool = False):
+    """A finite number in ``[low, high)`` (``(low, high)`` with ``low_open``)."""
+    if high is None:
+        text = f"a number {'>' if low_open else '>='} {low:g}"
+    else:
+        text = f"a number in {'(' if low_open else '['}{low:g}, {high:g})"
+
+    def check(key: str, value: Any) -> float:
+        ok = _is_number(value) and (value > low if low_open else value >= low)
+        if not ok or (high is not None and value >= high):
+            raise ValueError(f"{key} must be {text}, got {value!r}")
+        return float(value)
+
+    return check
+
+
+def _optional_string(key: str, value: Any) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ValueError(f"{key} must be a non-empty string or null, got {value!r}")
+    return value
+
+
+def _optional_id(key: str, value: Any) -> int | None:
+    if value is not None and (not _is_int(value) or value < 1):
+        raise ValueError(f"{key} must be a positive integer or null, got {value!r}")
+    return None if value is None else int(value)
+
+
+def _version(key: str, value: Any) -> str | int:
+    if value == "active":
+        return value
+    if not _is_int(value) or value < 1:
+        raise ValueError(f"{key} must be 'active' or a positive integer, got {value!r}")
+    return int(value)
+
+
+def _optional_path(key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str | os.PathLike) or not os.fspath(value):
+        raise ValueError(f"{key} must be a folder path or null, got {value!r}")
+    return os.path.expanduser(os.fspath(value))
+
+
+# Parameter name -> check(key, value) returning the normalised value. A name means the
+# same thing in every dataset that has it.
+_PARAM_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "n_samples": _integer(10),
+    "noise": _number(0.0),
+    "factor": _number(0.0, 1.0, low_open=True),
+    "n_features": _integer(1),
+    "centers": _integer(2),
+    "cluster_std": _number(0.0, low_open=True),
+    "n_informative": _integer(1),
+    "n_redundant": _integer(0),
+    "n_classes": _integer(2),
+    "n_clusters_per_class": _integer(1),
+    "class_sep": _number(0.0, low_open=True),
+    "openml_name": _optional_string,
+    "openml_id": _optional_id,
+    "version": _version,
+    "data_home": _optional_path,
+    "target_column": _optional_string,
+}
+
+
+def _check_classification(p: dict[str, Any]) -> None:
+    if p["n_informative"] + p["n_redundant"] > p["n_features"]:
+        raise ValueError(
+            "dataset.n_informative + dataset.n_redundant must be <= dataset.n_features, "
+            f"got {p['n_informative']} + {p['n_redundant']} > {p['n_features']}"
+        )
+    if p["n_classes"] * p["n_clusters_per_class"] > 2 ** p["n_informative"]:
+        raise ValueError(
+            "dataset.n_classes * dataset.n_clusters_per_class must be "
+            f"<= 2 ** dataset.n_informative, got {p['n_classes']} * "
+            f"{p['n_clusters_per_class']} > 2 ** {p['n_informative']}"
+        )
+
+
+def _check_quantiles(p: dict[str, Any]) -> None:
+    if p["n_classes"] > p["n_samples"]:
+        raise ValueError(
+            "dataset.n_classes must be <= dataset.n_samples, "
+            f"got {p['n_classes']} > {p['n_samples']}"
+        )
+
+
+def _check_blobs(p: dict[str, Any]) -> None:
+    if p["centers"] > p["n_samples"]:
+        raise ValueError(
+            f"dataset.centers must be <= dataset.n_samples, got {p['centers']} > {p['n_samples']}"
+        )
+
+
+def _check_openml(p: dict[str, Any]) -> None:
+    if (p["openml_name"] is None) == (p["openml_id"] is None):
+        got = "neither" if p["openml_name"] is None else "both"
+        raise ValueError(
+            "dataset 'openml' needs exactly one of dataset.openml_name and "
+            f"dataset.openml_id, got {got} (e.g. dataset.openml_name=mnist_784)"
+        )
+
+
+# Dataset name -> checks that involve several of its parameters.
+_CROSS_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "classification": _check_classification,
+    "gaussian_quantiles": _check_quantiles,
+    "blobs": _check_blobs,
+    "openml": _check_openml,
+}
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or name not in DATASET_PARAMS:
+        raise ValueError(
+            f"dataset.name must be one of {', '.join(sorted(DATASET_PARAMS))}, got {name!r}"
+        )
+    return name
+
+
+def check_dataset_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate the parameters of dataset ``name``; return them merged with its defaults.
+
+    Raises ``ValueError`` with a one-line message naming the key as written in a config
+    (``dataset.noise must be a number >= 0, got -1``). Imports nothing heavy.
+    """
+    name = _check_name(name)
+    defaults = DATASET_PARAMS[name]
+    for key in params:
+        if key not in defaults:
+            known = ", ".join(defaults) if defaults else "(none)"
+            raise ValueError(
+                f"dataset.{key} is not a parameter of {name!r}; its parameters are: {known}"
+            )
+    merged = {**defaults, **params}
+    checked = {key: _PARAM_CHECKS[key](f"dataset.{key}", value) for key, value in merged.items()}
+    if name in _CROSS_CHECKS:
+        _CROSS_CHECKS[name](checked)
+    return checked
+
+
+def check_split_options(
+    val_size: Any, test_size: Any, seed: Any = 0, standardize: Any = True
+) -> None:
+    """Validate the options of :func:`load_dataset` that every dataset shares.
+
+    Messages name ``dataset.val_size``, ``dataset.test_size``, ``dataset.standardize``
+    and ``seed``. Imports nothing heavy.
+    """
+    if not _is_number(val_size) or not 0 <= val_size < 1:
+        raise ValueError(f"dataset.val_size must be a number in [0, 1), got {val_size!r}")
+    if not _is_number(test_size) or not 0 < test_size < 1:
+        raise ValueError(f"dataset.test_size must be a number in (0, 1), got {test_size!r}")
+    if val_size + test_size >= 1:
+        raise ValueError(
+            "dataset.val_size + dataset.test_size must be < 1 to leave a training split, "
+            f"got {val_size!r} + {test_size!r} = {val_size + test_size:g}"
+        )
+    if not _is_int(seed) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+    if not isinstance(standardize, bool | np.bool_):
+        raise ValueError(f"dataset.standardize must be true or false, got {standardize!r}")
+
+
+# --------------------------------------------------------------------------- loaders
+
+
+@dataclass
+class _Raw:
+    """A dataset before splitting: X (n, d), raw labels y (n,), names."""
+
+    X: np.ndarray
+    y: np.ndarray
+    feature_names: list[str]
+    class_names: list[str] | None = None  # name of each label in sorted(unique(y))
+    image_shape: tuple[int, int] | None = None
+
+
+def _bundled(loader_name: str, image_shape: tuple[int, int] | None = None):
+    def load(params: dict[str, Any], seed: int) -> _Raw:
+        import sklearn.datasets
+
+        bunch = getattr(sklearn.datasets, loader_name)()
+        labels = np.unique(bunch.target)
+        return _Raw(
+            X=bunch.data,
+            y=bunch.target,
+            feature_names=[str(f) for f in bunch.feature_names],
+            class_names=[str(bunch.target_names[k]) for k in labels],
+            image_shape=image_shape,
+        )
+
+    return load
+
+
+def _generator(maker_name: str):
+    def load(params: dict[str, Any], seed: int) -> _Raw:
+        import sklearn.datasets
+
+        X, y = getattr(sklearn.datasets, maker_name)(**params, random_state=seed)
+        return _Raw(X=X, y=y, feature_names=[f"x{j}" for j in range(X.shape[1])])
+
+    return load
+
+
+def _cache_dir(data_home: str | None) -> str:
+    """Where scikit-learn looks for cached downloads (without creating the folder)."""
+    if data_home is not None:
+        return data_home
+    return os.path.expanduser(os.environ.get("SCIKIT_LEARN_DATA", "~/scikit_learn_data"))
+
+
+def _load_openml(params: dict[str, Any], seed: int) -> _Raw:
+    import sklearn.datasets
+
+    name, data_id = params["openml_name"], params["openml_id"]
+    what = f"dataset 'openml' ({f'name={name!r}' if name is not None else f'id={data_id}'})"
+    target = params["target_column"]
+    try:
+        bunch = sklearn.datasets.fetch_openml(
+            name=name,
+            data_id=data_id,
+            version=params["version"],
+            data_home=params["data_home"],
+            target_column="default-target" if target is None else target,
+            as_frame=False,
+            parser="auto",
+        )
+    except (OSError, http.client.HTTPException) as exc:  # URLError and HTTPError are OSErrors
+        reason = str(getattr(exc, "reason", None) or exc).rstrip(".")
+        raise ValueError(
+            f"{what} could not be downloaded from openml.org and is not in the cache at "
+            f"{_cache_dir(params['data_home'])}: {reason}. Connect to the internet once, "
+            "or set dataset.data_home to a folder holding the cached copy."
+        ) from exc
+    except ValueError as exc:  # unknown name or version, STRING columns, bad target column
+        raise ValueError(
+            f"{what} could not be loaded from openml.org: {str(exc).rstrip('.')}. Check "
+            "dataset.openml_name, dataset.openml_id, dataset.version and dataset.target_column."
+        ) from exc
+    return _raw_from_openml(what, bunch)
+
+
+def _raw_from_openml(what: str, bunch: Any) -> _Raw:
+    """Numeric features and a single label column from a ``fetch_openml`` Bunch."""
+    X, y = bunch.data, bunch.target
+    if hasattr(X, "toarray"):  # sparse ARFF
+        X = X.toarray()
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"{what} has features of shape {X.shape}; mlpx needs a table (n, d)")
+    names = [str(f) for f in getattr(bunch, "feature_names", None) or []] or [
+        f"x{j}" for j in range(X.shape[1])
+    ]
+    if X.dtype.kind not in "biuf":
+        bad = []
+        for j in range(X.shape[1]):
+            try:
+                X[:, j].astype(np.float64)
+            except (TypeError, ValueError):
+                bad.append(names[j])
+        if bad:
+            raise ValueError(
+                f"{what} has non-numeric feature columns ({', '.join(bad[:5])}"
+                f"{', ...' if len(bad) > 5 else ''}); mlpx needs numeric features: "
+                "encode them first or pick another dataset"
+            )
+        X = X.astype(np.float64)
+    if np.isnan(X).any():
+        raise ValueError(
+            f"{what} has missing values in {int(np.isnan(X).any(axis=0).sum())} feature "
+            "columns; mlpx needs complete data: pick another dataset"
+        )
+    if y is None or np.ndim(y) != 1:
+        raise ValueError(
+            f"{what} needs exactly one target column, got "
+            f"{'none' if y is None else f'shape {np.shape(y)}'}: set dataset.target_column"
+        )
+    y = np.asarray(y)
+    if y.dtype == object and any(v is None or (isinstance(v, float) and v != v) for v in y):
+        raise ValueError(
+            f"{what} has samples without a label; mlpx needs complete data: "
+            "set dataset.target_column or pick another dataset"
+        )
+    if y.dtype.kind == "f":
+        if np.isnan(y).any() or not np.all(y == np.round(y)):
+            raise ValueError(
+                f"{what} has a continuous target (a regression task); mlpx classifies: "
+                "set dataset.target_column to a categorical column or pick another dataset"
+            )
+        y = y.astype(np.int64)
+    if y.dtype.kind not in "biu":
+        y = y.astype(str)
+        try:  # labels "0".."10" sort as numbers, not as strings
+            order = {v: float(v) for v in np.unique(y)}
+        except ValueError:
+            order = None
+        if order is not None:
+            ranks = {v: r for r, v in enumerate(sorted(order, key=order.get))}
+            class_names = sorted(order, key=order.get)
+            return _Raw(X, np.array([ranks[v] for v in y]), names, class_names)
+    return _Raw(X, y, names)
+
+
+# Dataset name -> loader(params, seed) -> _Raw.
+_LOADERS: dict[str, Callable[[dict[str, Any], int], _Raw]] = {
+    "digits": _bundled("load_digits", image_shape=(8, 8)),
+    "iris": _bundled("load_iris"),
+    "wine": _bundled("load_wine"),
+    "breast_cancer": _bundled("load_breast_cancer"),
+    "moons": _generator("make_moons"),
+    "circles": _generator("make_circles"),
+    "blobs": _generator("make_blobs"),
+    "classification": _generator("make_classification"),
+    "gaussian_quantiles": _generator("make_gaussian_quantiles"),
+    "openml": _load_openml,
+}
+
+
+# --------------------------------------------------------------------------- split, scale
+
+
+def _split_indices(
+    name: str, y: np.ndarray, class_names: list[str], val_size: float, test_size: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stratified, seeded train/val/test index arrays (val empty when val_size is 0).
+
+    y : (n,) labels 0..C-1; the arrays index it, in the shuffled order of the split.
+    """
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(y))
+    try:
+        rest, test = train_test_split(idx, test_size=test_size, stratify=y, random_state=seed)
+        if val_size > 0:
+            train, val = train_test_split(
+                rest,
+                test_size=val_size / (1.0 - test_size),
+                stratify=y[rest],
+                random_state=seed,
+            )
+        else:
+            train, val = rest, idx[:0]
+    except ValueError as exc:
+        counts = dict(zip(class_names, np.bincount(y).tolist(), strict=True))
+        raise ValueError(
+            f"dataset {name!r} cannot be split into stratified train/val/test parts with "
+            f"dataset.val_size={val_size} and dataset.test_size={test_size} "
+            f"(class counts {counts}): {exc}. Change the fractions or use more samples."
+        ) from exc
+    return train, val, test
+
+
+def _fit_scaler(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of X (n, d) per feature; std 1 where a feature is (numerically) constant."""
+    mean = X.mean(axis=0)
+    std = X.std(axis=0)
+    tiny = 10 * np.finfo(np.float64).eps * np.maximum(np.abs(mean), 1.0)
+    return mean, np.where(std > tiny, std, 1.0)
+
+
+def load_dataset(
+    name: str,
+    *,
+    val_size: float = 0.15,
+    test_size: float = 0.15,
+    seed: int = 0,
+    standardize: bool = True,
+    **params: Any,
+) -> Dataset:
+    """Load dataset ``name``, split it and (by default) standardise it.
+
+    The split is stratified by class and seeded: test takes ``ceil(test_size * n)``
+    samples, val about ``val_size * n`` of the rest, train the remainder. Generators get
+    ``random_state=seed`` too. With ``standardize``, each feature's mean and std are
+    fitted on the training split and applied to every split (constant features are only
+    centred). ``params`` are the dataset's own (see ``DATASET_PARAMS[name]``).
+    """
+    checked = check_dataset_params(name, params)
+    check_split_options(val_size, test_size, seed, standardize)
+
+    raw = _LOADERS[name](checked, int(seed))
+    X = np.ascontiguousarray(raw.X, dtype=np.float64)
+    labels, y = np.unique(raw.y, return_inverse=True)
+    y = y.astype(np.int64).reshape(-1)
+    class_names = raw.class_names or [str(v) for v in labels]
+    if len(labels) < 2:
+        raise ValueError(f"dataset {name!r} has a single class {class_names}; it needs two or more")
+
+    train, val, test = _split_indices(
+        name, y, class_names, float(val_size), float(test_size), int(seed)
+    )
+    mean = scale = None
+    if standardize:
+        mean, scale = _fit_scaler(X[train])
+        X = (X - mean) / scale
+    return Dataset(
+        name=name,
+        X_train=X[train],
+        y_train=y[train],
+        X_val=X[val],
+        y_val=y[val],
+        X_test=X[test],
+        y_test=y[test],
+        class_names=class_names,
+        feature_names=raw.feature_names,
+        image_shape=raw.image_shape,
+        mean=mean,
+        scale=scale,
+    )
+
+
+# --------------------------------------------------------------------------- batches
+
+
+def iterate_minibatches(
+    n: int, batch_size: int, rng: np.random.Generator | None, shuffle: bool = True
+) -> Iterator[np.ndarray]:
+    """Index arrays covering ``range(n)`` once, in batches of ``batch_size``.
+
+    With ``shuffle`` the order is ``rng.permutation(n)`` (one draw per epoch from the
+    run's Generator); without, consecutive slices ``[0, b), [b, 2b), ...``. The last
+    batch keeps the remainder (``n % batch_size`` samples) rather than dropping it.
+    Arguments are checked at call time, not at the first ``next``.
+    """
+    if isinstance(batch_size, bool) or not _is_int(batch_size) or batch_size < 1:
+        raise ValueError(f"trainer.batch_size must be a positive integer, got {batch_size!r}")
+    if not _is_int(n) or n < 0:
+        raise ValueError(f"n must be a non-negative integer, got {n!r}")
+    if shuffle and not isinstance(rng, np.random.Generator):
+        raise ValueError(
+            f"rng must be a numpy.random.Generator when shuffling, got {type(rng).__name__}"
+        )
+    order = rng.permutation(int(n)) if shuffle else np.arange(int(n))
+    return (order[start : start + batch_size] for start in range(0, int(n), int(batch_size)))

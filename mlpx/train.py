@@ -1,0 +1,224 @@
+"""The training loop: epochs of seeded mini-batches, evaluation, early stopping, logging.
+
+``fit`` knows nothing of Hydra or MLflow: it talks to a :class:`mlpx.tracking.Tracker`.
+Every metric is logged against the optimizer step (the x-axis of the MLflow charts):
+
+* every ``log_every_n_steps`` steps: ``train/loss`` (mean over those steps),
+  ``grad_norm/layer_<l>`` (Frobenius norm of ``delta_W_l``, l = 1..L) and
+  ``grad_norm/global`` (norm of every ``delta_W``, ``delta_b``);
+* at the end of each epoch: ``train/loss``, ``train/accuracy`` (means over the epoch's
+  mini-batches, before each update), ``epoch``, ``lr`` and, every ``eval_every`` epochs,
+  ``val/loss``, ``val/accuracy``;
+* at the end: ``test/loss``, ``test/accuracy``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mlpx.config import TrainerSettings
+from mlpx.data import Dataset, iterate_minibatches
+from mlpx.model import MLP, Gradients
+from mlpx.optimizers import Optimizer, clip_grad_norm
+from mlpx.tracking import NullTracker, Tracker
+
+History = dict[str, list[tuple[int, float]]]
+
+
+class DivergenceError(RuntimeError):
+    """The loss or a gradient became NaN or infinite."""
+
+
+@dataclass
+class FitResult:
+    """What a run produced: metric histories, final test metrics and the objective."""
+
+    history: History = field(default_factory=dict)
+    epochs_run: int = 0
+    steps: int = 0
+    best_epoch: int = 0
+    stopped_early: bool = False
+    test: dict[str, float] = field(default_factory=dict)
+    objective: float = math.nan
+    seconds: float = 0.0
+
+    def last(self, key: str) -> float:
+        """The last recorded value of ``key`` (NaN when never recorded)."""
+        values = self.history.get(key)
+        return values[-1][1] if values else math.nan
+
+
+def _grad_norms(g: Gradients) -> dict[str, float]:
+    """``grad_norm/layer_<l>`` = ||delta_W_l||_F and the global norm over every gradient."""
+    out: dict[str, float] = {}
+    total = 0.0
+    for i, (dW, db) in enumerate(zip(g.weights, g.biases)):
+        w2 = float(np.vdot(dW, dW))
+        total += w2 + float(np.vdot(db, db))
+        out[f"grad_norm/layer_{i + 1}"] = math.sqrt(w2)
+    out["grad_norm/global"] = math.sqrt(total)
+    return out
+
+
+def _improved(value: float, best: float, mode: str, min_delta: float) -> bool:
+    if math.isnan(best):
+        return True
+    return value < best - min_delta if mode == "min" else value > best + min_delta
+
+
+def _show_progress(setting: str) -> bool:
+    if setting == "auto":
+        return sys.stderr.isatty()
+    return setting == "true"
+
+
+def fit(
+    model: MLP,
+    optimizer: Optimizer,
+    data: Dataset,
+    cfg: TrainerSettings,
+    tracker: Tracker | None = None,
+    *,
+    rng: np.random.Generator | None = None,
+    clip_norm: float | None = None,
+    log_grad_norms: bool = True,
+) -> FitResult:
+    """Train ``model`` on ``data.X_train`` with ``optimizer``; evaluate and log as it goes.
+
+    ``rng`` (default: seeded with ``cfg.seed``) orders the mini-batches; pass the generator
+    that initialised the model so one seed drives the whole run. Raises
+    :class:`DivergenceError` when the loss or the gradients stop being finite.
+    """
+    tracker = tracker or NullTracker()
+    rng = rng if rng is not None else np.random.default_rng(cfg.seed)
+    es = cfg.early_stopping
+    show = _show_progress(cfg.progress)
+    result = FitResult()
+    hist = result.history
+
+    def log(metrics: dict[str, float], step: int) -> None:
+        for k, v in metrics.items():
+            hist.setdefault(k, []).append((step, v))
+        tracker.log_metrics(metrics, step=step)
+
+    # Data are checked and converted to the model's dtype once, not per batch.
+    X_train = model._check_X(data.X_train)
+    y_train = model._check_y(data.y_train, X_train.shape[0])
+    has_val = data.X_val.shape[0] > 0
+    X_val = model._check_X(data.X_val) if has_val else None
+    y_val = model._check_y(data.y_val, X_val.shape[0]) if has_val else None
+    monitor_needs_val = es.monitor.startswith("val/") or cfg.objective.startswith("val/")
+    if (es.patience or monitor_needs_val) and not has_val:
+        raise ValueError(
+            "dataset.val_size is 0 but trainer.early_stopping.monitor or trainer.objective "
+            "uses val/ metrics: set dataset.val_size > 0 or monitor a train/ metric"
+        )
+
+    params = model.parameters()
+    n = X_train.shape[0]
+    g: Gradients | None = None
+    step, best, best_state, waited = 0, math.nan, None, 0
+    window_loss, window_steps = 0.0, 0
+    start = time.perf_counter()
+    for epoch in range(1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        epoch_loss, epoch_correct = 0.0, 0
+        for idx in iterate_minibatches(n, cfg.batch_size, rng, cfg.shuffle):
+            Xb, yb = X_train[idx], y_train[idx]
+            loss, g = model.loss_and_grads(Xb, yb, out=g, validate=False)
+            if not math.isfinite(loss):
+                raise DivergenceError(
+                    f"training diverged at epoch {epoch}, step {step + 1}: train/loss is "
+                    f"{loss}; lower optimizer.lr (now {optimizer.lr:g}) or set "
+                    "optimizer.clip_norm"
+                )
+            logits = model._f[-1]
+            epoch_loss += loss * len(idx)
+            epoch_correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
+            window_loss += loss
+            window_steps += 1
+            log_now = (step + 1) % cfg.log_every_n_steps == 0
+            norms = _grad_norms(g) if (log_now and log_grad_norms) else None
+            if clip_norm is not None:
+                total = clip_grad_norm(g.parameters(), clip_norm)
+                if not math.isfinite(total):
+                    raise DivergenceError(
+                        f"training diverged at epoch {epoch}, step {step + 1}: the gradient "
+                        f"norm is {total}; lower optimizer.lr (now {optimizer.lr:g})"
+                    )
+            optimizer.step(params, g.parameters())
+            step += 1
+            if log_now:
+                metrics = {"train/loss": window_loss / window_steps}
+                if norms is not None:
+                    if not math.isfinite(norms["grad_norm/global"]):
+                        raise DivergenceError(
+                            f"training diverged at epoch {epoch}, step {step}: the gradient "
+                            f"norm is {norms['grad_norm/global']}; lower optimizer.lr"
+                        )
+                    metrics.update(norms)
+                log(metrics, step)
+                window_loss, window_steps = 0.0, 0
+        window_loss, window_steps = 0.0, 0
+        metrics = {
+            "train/loss": epoch_loss / n,
+            "train/accuracy": epoch_correct / n,
+            "epoch": float(epoch),
+            "lr": float(optimizer.lr),
+        }
+        evaluate = epoch % cfg.eval_every == 0 or epoch == cfg.epochs
+        if evaluate and has_val:
+            val_loss, val_acc = model.evaluate(X_val, y_val, validate=False)
+            metrics.update({"val/loss": val_loss, "val/accuracy": val_acc})
+        log(metrics, step)
+        result.epochs_run, result.steps = epoch, step
+        if show:
+            shown = "  ".join(
+                f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith(("train/", "val/"))
+            )
+            print(
+                f"epoch {epoch:>3}/{cfg.epochs}  {shown}  {time.perf_counter() - t0:.2f}s",
+                file=sys.stderr,
+            )
+        if evaluate and es.monitor in metrics:
+            value = metrics[es.monitor]
+            if _improved(value, best, es.mode, es.min_delta):
+                best, waited, result.best_epoch = value, 0, epoch
+                if es.patience and es.restore_best:
+                    best_state = [p.copy() for p in params]
+            else:
+                waited += 1
+                if es.patience and waited >= es.patience:
+                    result.stopped_early = True
+                    break
+    final: dict[str, float] = {}
+    if result.stopped_early and best_state is not None:
+        for p, saved in zip(params, best_state):
+            p[...] = saved
+        if has_val:  # the objective below must describe the restored weights
+            final["val/loss"], final["val/accuracy"] = model.evaluate(X_val, y_val, validate=False)
+    result.seconds = time.perf_counter() - start
+
+    if data.X_test.shape[0] > 0:
+        test_loss, test_acc = model.evaluate(data.X_test, data.y_test)
+        result.test = {"test/loss": test_loss, "test/accuracy": test_acc}
+        log(result.test, step)
+    final.update(result.test)
+    result.objective = final.get(cfg.objective, result.last(cfg.objective))
+    return result
+
+
+def summary(result: FitResult) -> dict[str, Any]:
+    """A few numbers worth printing at the end of a run."""
+    return {
+        "epochs": result.epochs_run,
+        "steps": result.steps,
+        "seconds": round(result.seconds, 2),
+        **{k: round(v, 4) for k, v in result.test.items()},
+    }

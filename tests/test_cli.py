@@ -1,0 +1,194 @@
+"""The ``mlpx`` command end to end, read back from MLflow (slow: real subprocesses)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def mlpx(cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["MPLBACKEND"] = "Agg"
+    return subprocess.run(
+        [sys.executable, "-m", "mlpx", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def client(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def runs_of(uri: str, experiment: str = "mlpx") -> list:
+    c = client(uri)
+    exp = c.get_experiment_by_name(experiment)
+    return [] if exp is None else c.search_runs([exp.experiment_id])
+
+
+EPOCH_METRICS = ["train/loss", "train/accuracy", "val/loss", "val/accuracy"]
+
+
+def test_default_run_reaches_95_percent_and_records_everything(tmp_path: Path) -> None:
+    """No arguments: MLflow's default store in the launch folder, every metric and file."""
+    proc = mlpx(tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "mlflow.db").is_file()  # MLflow's own default, in the cwd
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    (run,) = runs_of(uri)
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "adam-lr0.001-w128x64-relu"
+    params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
+    assert params["model.widths"] == "[128, 64]"
+    assert params["optimizer.lr"] == "0.001"
+    assert params["dataset.name"] == "digits"
+    assert params["trainer.batch_size"] == "32"
+    assert tags["dataset"] == "digits" and tags["backend"] == "numpy"
+    assert tags["dtype"] == "float64" and tags["mlpx.version"]
+    assert metrics["test/accuracy"] >= 0.95
+    c = client(uri)
+    rid = run.info.run_id
+    epochs = len(c.get_metric_history(rid, "epoch"))
+    assert epochs >= 5
+    for key in EPOCH_METRICS:
+        assert len(c.get_metric_history(rid, key)) >= epochs, key
+    steps = int(max(m.step for m in c.get_metric_history(rid, "epoch")))
+    for key in ["grad_norm/layer_1", "grad_norm/layer_2", "grad_norm/layer_3", "grad_norm/global"]:
+        history = c.get_metric_history(rid, key)
+        assert len(history) == steps // 50, key  # every log_every_n_steps = 50 steps
+        assert all(m.value > 0 for m in history)
+    assert len(c.get_metric_history(rid, "test/loss")) == 1
+    artifacts = {a.path for d in ("", "config", "figures") for a in c.list_artifacts(rid, d)}
+    assert {
+        "config/config.yaml",
+        "config/overrides.yaml",
+        "figures/learning_curves.png",
+        "figures/grad_norms.png",
+    } <= artifacts
+
+
+def test_tracking_uri_setting_and_overrides_in_the_run(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    proc = mlpx(
+        tmp_path,
+        f"logger.tracking_uri={uri}",
+        "logger.experiment_name=smoke",
+        "dataset=iris",
+        "trainer.epochs=2",
+        "optimizer=sgd",
+        "optimizer.lr=0.1",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "mlflow.db").exists()
+    (run,) = runs_of(uri, "smoke")
+    assert run.info.run_name == "sgd-lr0.1-w128x64-relu"
+    assert run.data.params["optimizer.name"] == "sgd"
+    c = client(uri)
+    overrides = c.download_artifacts(run.info.run_id, "config/overrides.yaml", str(tmp_path))
+    assert "optimizer.lr=0.1" in Path(overrides).read_text()
+
+
+def test_multirun_gives_one_parent_and_a_child_per_job(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = mlpx(
+        tmp_path,
+        "-m",
+        f"logger.tracking_uri={uri}",
+        "dataset=iris",
+        "trainer.epochs=2",
+        "optimizer=sgd,adam",
+    )
+    assert proc.returncode == 0, proc.stderr
+    runs = runs_of(uri)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 2
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
+    assert {r.data.params["optimizer.name"] for r in children} == {"sgd", "adam"}
+    assert all(r.info.status == "FINISHED" for r in children)
+    assert all("optimizer=" in r.info.run_name for r in children)  # the name says what varies
+
+
+def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = mlpx(
+        tmp_path,
+        "-m",
+        f"logger.tracking_uri={uri}",
+        "dataset=iris",
+        "trainer.epochs=3",
+        "optimizer=sgd",
+        "optimizer.lr=1e9,0.1",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "training diverged at epoch" in proc.stderr
+    children = [r for r in runs_of(uri) if "mlflow.parentRunId" in r.data.tags]
+    by_lr = {r.data.params["optimizer.lr"]: r for r in children}
+    assert by_lr["1000000000.0"].info.status == "FAILED"
+    assert by_lr["1000000000.0"].data.tags["diverged"] == "true"
+    assert "diverged" in by_lr["1000000000.0"].data.tags["error"]
+    assert by_lr["0.1"].info.status == "FINISHED"
+
+
+BAD_OVERRIDES = [
+    ("model.widths=[128,-3]", "model.widths[1] must be an integer >= 1, got -3"),
+    ("model.depth=3", "model.widths clashes with model.depth/model.width"),
+    ("model.activation=swish", "model.activation must be one of linear, sigmoid"),
+    ("model.init=xavier", "model.init must be one of glorot_uniform"),
+    ("optimizer.lr=-1", "optimizer.lr must be a positive number, got -1"),
+    ("optimizer.betas=[0.9,1.5]", "optimizer.betas"),
+    ("dataset.name=mnist", "dataset.name must be one of blobs"),
+    ("dataset.val_size=0.9", "dataset.val_size + dataset.test_size must be < 1"),
+    ("backend.dtype=float16", "backend.dtype must be one of float32, float64"),
+    ("trainer.epochs=0", "trainer.epochs must be an integer >= 1, got 0"),
+    ("trainer.batch_size=abc", "trainer.batch_size must be an integer, got 'abc'"),
+    ("logger.name=wandb", "logger.name must be one of mlflow, none"),
+    ("logger.tracking_uri=http://127.0.0.1:9", "http://127.0.0.1:9"),
+]
+
+
+@pytest.mark.parametrize(("override", "message"), BAD_OVERRIDES)
+def test_bad_override_exits_with_one_line_and_no_run(
+    tmp_path: Path, override: str, message: str
+) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = (
+        [override]
+        if override.startswith("logger.tracking_uri")
+        else [
+            f"logger.tracking_uri={uri}",
+            override,
+        ]
+    )
+    proc = mlpx(tmp_path, *args, timeout=60)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("mlpx: error:")]
+    assert len(errors) == 1, proc.stderr
+    assert message in errors[0]
+    assert "Traceback" not in proc.stderr
+    if (tmp_path / "mlflow.db").exists():
+        assert all(r.info.status != "RUNNING" for r in runs_of(uri))
+        assert runs_of(uri) == []  # nothing was trained or logged
+
+
+def test_help_lists_groups_quickly(tmp_path: Path) -> None:
+    proc = mlpx(tmp_path, "--help", timeout=60)
+    assert proc.returncode == 0
+    for line in ["model:", "optimizer:", "nesterov", "gaussian_quantiles", "moons_small"]:
+        assert line in proc.stdout
+    proc = mlpx(tmp_path, "--cfg", "job", timeout=60)
+    assert proc.returncode == 0 and "widths:" in proc.stdout

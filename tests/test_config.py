@@ -1,0 +1,136 @@
+"""Every config group option composes and validates; bad values give one exact line."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from mlpx.cli import config_dir
+from mlpx.config import ConfigError, settings_from_dict
+
+CONF = Path(config_dir())
+GROUPS = ["model", "optimizer", "dataset", "backend", "trainer", "logger", "experiment"]
+OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((CONF / g).glob("*.yaml"))]
+
+
+def composed(*overrides: str) -> dict:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=list(overrides))
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def first_comment(path: Path) -> str:
+    lines = path.read_text().splitlines()
+    return next(x for x in lines if x.startswith("#") and "@package" not in x).lstrip("# ")
+
+
+@pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
+def test_every_option_composes_and_validates(group: str, option: str) -> None:
+    overrides = [f"{group}={option}"]
+    if (group, option) == ("dataset", "openml"):
+        overrides.append("dataset.openml_name=mnist_784")  # an openml config needs a name
+    settings = settings_from_dict(composed(*overrides))
+    if group == "experiment":
+        return
+    chosen = getattr(settings, group)
+    if group in ("optimizer", "dataset", "backend", "logger"):
+        assert chosen.name == option
+
+
+def test_defaults_are_the_documented_experiment() -> None:
+    s = settings_from_dict(composed())
+    assert s.dataset.name == "digits"
+    assert s.model.widths == [128, 64]
+    assert s.model.activations == ["relu", "relu", "linear"]
+    assert s.optimizer.name == "adam"
+    assert s.logger.name == "mlflow"
+    assert s.run_name() == "adam-lr0.001-w128x64-relu"
+
+
+def test_help_lists_every_option_with_its_description() -> None:
+    help_text = (CONF / "hydra" / "help" / "mlpx.yaml").read_text()
+    for group, option in OPTIONS:
+        line = f"{option:<20} {first_comment(CONF / group / (option + '.yaml'))}"
+        assert line in help_text, f"mlpx --help misses {group}={option}: {line!r}"
+
+
+def test_experiment_overlay_changes_only_what_differs() -> None:
+    base = composed()
+    moons = composed("experiment=moons_small")
+    assert moons["dataset"]["name"] == "moons"
+    assert moons["model"]["widths"] == [16, 16]
+    assert moons["optimizer"] == base["optimizer"]
+    assert moons["backend"] == base["backend"]
+
+
+def test_depth_width_shorthand() -> None:
+    s = settings_from_dict(composed("model.widths=null", "model.depth=3", "model.width=32"))
+    assert s.model.widths == [32, 32, 32]
+    assert s.model.tag == "w32x32x32-relu"
+    s = settings_from_dict(composed("model=deep"))
+    assert s.model.widths == [64] * 4
+
+
+def test_per_layer_activations() -> None:
+    s = settings_from_dict(composed("model.activation=null", "model.activations=[tanh,relu]"))
+    assert s.model.activations == ["tanh", "relu", "linear"]
+    s = settings_from_dict(
+        composed("model.activation=null", "model.activations=[tanh,relu,sigmoid]")
+    )
+    assert s.model.activations == ["tanh", "relu", "sigmoid"]
+
+
+BAD = [
+    (["model.widths=[128,-3]"], r"^model\.widths\[1\] must be an integer >= 1, got -3$"),
+    (["model.depth=3"], r"^model\.widths clashes with model\.depth/model\.width"),
+    (["model.widths=null", "model.depth=3"], r"^model\.width is missing"),
+    (["model.activations=[tanh,relu]"], r"^model\.activation clashes with model\.activations"),
+    (["model.activation=swish"], r"^model\.activation must be one of linear, .*got 'swish'$"),
+    (
+        ["model.activation=null", "model.activations=[tanh]"],
+        r"^model\.activations must list 2 names .* or 3 .*got 1$",
+    ),
+    (["model.init=xavier"], r"^model\.init must be one of glorot_uniform.*got 'xavier'$"),
+    (["optimizer.lr=-0.1"], r"^optimizer\.lr must be a positive number, got -0\.1$"),
+    (["optimizer.lr=abc"], r"^optimizer\.lr must be a finite number, got 'abc'$"),
+    (["optimizer.name=adamm"], r"^optimizer\.name must be one of adagrad, adam, .*'adamm'$"),
+    (["optimizer.schedule.name=cosinus"], r"^optimizer\.schedule must be one of"),
+    (["optimizer.clip_norm=0"], r"^optimizer\.clip_norm must be a positive number, got 0$"),
+    (["optimizer=sgd", "optimizer.nesterov=true"], r"^optimizer\.nesterov"),
+    (["dataset.name=mnist"], r"^dataset\.name must be one of blobs, .*got 'mnist'$"),
+    (["dataset=moons", "dataset.noise=-1"], r"^dataset\.noise must be"),
+    (["dataset.val_size=0.6", "dataset.test_size=0.5"], r"^dataset\.val_size \+ dataset"),
+    (["backend.dtype=float16"], r"^backend\.dtype must be one of float32, float64, got"),
+    (["backend.name=jax"], r"^backend\.name must be one of numpy, got 'jax'$"),
+    (["trainer.epochs=0"], r"^trainer\.epochs must be an integer >= 1, got 0$"),
+    (["trainer.batch_size=1.5"], r"^trainer\.batch_size must be an integer, got 1\.5$"),
+    (["trainer.objective=val/f1"], r"^trainer\.objective must be one of val/loss, .*'val/f1'$"),
+    (["trainer.direction=up"], r"^trainer\.direction must be one of minimize, maximize"),
+    (["trainer.early_stopping.monitor=loss"], r"^trainer\.early_stopping\.monitor must be"),
+    (["trainer.shuffle=maybe"], r"^trainer\.shuffle must be true or false, got 'maybe'$"),
+    (["logger.name=wandb"], r"^logger\.name must be one of mlflow, none, got 'wandb'$"),
+    (["logger.experiment_name=''"], r"^logger\.experiment_name must be a non-empty string"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD, ids=[" ".join(o) for o, _ in BAD])
+def test_bad_values_name_the_key(overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        settings_from_dict(composed(*overrides))
+    text = str(info.value)
+    assert "\n" not in text
+    assert re.search(message, text), text
+
+
+def test_readme_python_example_runs(capsys) -> None:
+    """The README's Python API example is real code: run it."""
+    readme = (CONF.parent / "README.md").read_text()
+    block = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(block, "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    accuracy = float(out.split("accuracy")[1])
+    assert accuracy > 0.95
