@@ -11,7 +11,9 @@ The training loop talks to a :class:`Tracker` and never to MLflow directly::
 several trackers can live in one process), buffers metrics and sends them with ``log_batch``
 (one SQL transaction / HTTP request per 1000 values instead of one per value: a single
 ``log_metric`` costs ~8 ms on SQLite and ~64 ms over HTTP), and retries transient store errors
-("database is locked") with backoff.
+("database is locked") with backoff. The sends happen on one background daemon thread per run
+(a SQLite ``log_batch`` of 1000 values takes 50-100 ms), so ``log_metrics`` only appends to
+the buffer; ``flush()`` and ``finish()`` wait for it and send what is left themselves.
 
 Where runs go: an explicit ``tracking_uri`` wins, then ``MLFLOW_TRACKING_URI``, then MLflow's
 own default, which in MLflow 3.x is ``sqlite:///<cwd>/mlflow.db`` (``mlflow ui`` started in the
@@ -769,11 +771,26 @@ def end_run(uri: str | None, run_id: str, status: str = "FINISHED") -> None:
 # --------------------------------------------------------------------------------------------
 
 
+#: Seconds that flush()/finish() wait for the background sender before going on without it.
+_SENDER_TIMEOUT = 60.0
+#: Seconds the sender pauses after a failed background send (so a refusing store is not
+#: hammered on every log_metrics call); flush() and finish() do not wait for it.
+_SENDER_PAUSE_AFTER_FAILURE = 1.0
+
+
 class _RunState:
-    """What is needed to flush and end a run, without a reference to the tracker itself.
+    """What is needed to send metrics and end a run, without a reference to the tracker itself.
 
     Held by the tracker, by a ``weakref.finalize`` (run ended if the tracker is garbage
-    collected unfinished) and by the process-exit hook (run ended if the process exits first).
+    collected unfinished), by the process-exit hook (run ended if the process exits first) and
+    by the background sender thread (one per run, a daemon started on the first due send).
+
+    Locks: ``lock`` guards the buffer, the counters and the sender's wake-up condition; it is
+    held only for list operations, never while the store is called. ``send_lock`` serialises
+    ``log_batch`` calls: a chunk is taken from the front of the buffer and sent while it is
+    held, so values reach the store in logging order, and a chunk that cannot be sent goes
+    back to the front. ``end_lock`` makes the run end once. ``lock`` and ``send_lock`` are
+    re-entrant because a finalizer may run on any thread, in the middle of anything.
     """
 
     def __init__(self, client: Any, uri: str, run_id: str) -> None:
@@ -782,47 +799,149 @@ class _RunState:
         self.run_id = run_id
         self.pid = os.getpid()
         self.lock = threading.RLock()
+        self.send_lock = threading.RLock()
+        self.end_lock = threading.RLock()
         self.buffer: list[tuple[str, float, int, int]] = []  # (key, value, timestamp_ms, step)
+        self.in_flight = 0  # values taken out of the buffer by a send that is not over yet
+        self.closing = False  # end() started: log_metrics refuses new values
         self.status = "RUNNING"
         self.retries = _retries_for(uri)
         self.n_batches = 0
         self.n_values = 0
+        self._wake = threading.Condition(self.lock)
+        self._request: int | None = None  # min_chunk of the send the sender is asked to do
+        self._stop = False
+        self._thread: threading.Thread | None = None
 
     @property
     def finished(self) -> bool:
         return self.status != "RUNNING"
 
-    def send_metrics(self, min_chunk: int = 1) -> None:
-        """Send the buffer with ``log_batch`` (<= 1000 values per call); keep what failed.
+    # -- the background sender -----------------------------------------------------------
+
+    def request_send(self, min_chunk: int) -> None:
+        """Wake the sender thread (starting it if needed) to send; returns at once.
+
+        Cheap (the caller may hold ``lock``); requests made while the sender is busy are
+        merged into one.
+        """
+        with self.lock:
+            if self._stop:
+                return
+            self._request = min_chunk if self._request is None else min(self._request, min_chunk)
+            thread = self._thread
+            if thread is None or not thread.is_alive():  # first send (or after a fork)
+                thread = threading.Thread(
+                    target=self._sender_loop, name=f"mlpx-metrics-{self.run_id[:8]}", daemon=True
+                )
+                self._thread = thread
+                thread.start()
+            self._wake.notify()
+
+    def _sender_loop(self) -> None:
+        while True:
+            with self.lock:
+                while self._request is None and not self._stop:
+                    self._wake.wait()
+                if self._stop:
+                    return
+                min_chunk, self._request = self._request, None
+            try:
+                self.send_metrics(min_chunk)
+            except Exception as e:
+                with self.lock:
+                    kept = len(self.buffer)
+                _logger.warning(
+                    "run %s: could not send metric values in the background (%d kept for the "
+                    "next send; flush() or finish() will try again): %s",
+                    self.run_id,
+                    kept,
+                    e,
+                )
+                deadline = time.monotonic() + _SENDER_PAUSE_AFTER_FAILURE
+                with self.lock:  # new requests do not end the pause; stop_sender() does
+                    while not self._stop and (left := deadline - time.monotonic()) > 0:
+                        self._wake.wait(left)
+
+    def stop_sender(self, timeout: float = _SENDER_TIMEOUT) -> bool:
+        """Stop the sender thread after its current send; False if it is still busy after
+        ``timeout`` seconds (it is a daemon: it never keeps the process alive)."""
+        with self.lock:
+            self._stop = True
+            self._request = None
+            self._wake.notify_all()
+            thread = self._thread
+        if thread is None or thread is threading.current_thread():
+            return True  # a finalizer running on the sender thread itself
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    # -- sending and ending --------------------------------------------------------------
+
+    def send_metrics(self, min_chunk: int = 1, lock_timeout: float | None = None) -> None:
+        """Send the buffer with ``log_batch`` (<= 1000 values per call), oldest values first.
 
         Stops once fewer than ``min_chunk`` values are left (so a count-triggered send of
-        1002 values makes one call of 1000 and keeps 2 for the next one).
+        1002 values makes one call of 1000 and keeps 2 for the next one). A chunk that cannot
+        be sent even after retries goes back to the front of the buffer and the error is
+        raised. Waits at most ``lock_timeout`` seconds (None: as long as needed) for a send
+        in progress on another thread, then sends anyway.
         """
         from mlflow.entities import Metric
 
-        with self.lock:
-            while self.buffer and len(self.buffer) >= min_chunk:
-                chunk = self.buffer[:MAX_METRICS_PER_BATCH]
-                metrics = [Metric(k, v, ts, step) for k, v, ts, step in chunk]
-                _with_retry(
-                    self.client.log_batch,
-                    self.run_id,
-                    metrics=metrics,
-                    retries=self.retries,
-                    what=f"log_batch of {len(metrics)} metrics",
-                )
-                del self.buffer[: len(chunk)]
-                self.n_batches += 1
-                self.n_values += len(chunk)
+        acquired = self.send_lock.acquire(timeout=-1 if lock_timeout is None else lock_timeout)
+        if not acquired:
+            _logger.warning(
+                "run %s: the metric sender has been busy for %.0f s; sending without it",
+                self.run_id,
+                lock_timeout,
+            )
+        try:
+            while True:
+                with self.lock:
+                    if not self.buffer or len(self.buffer) < min_chunk:
+                        return
+                    chunk = self.buffer[:MAX_METRICS_PER_BATCH]
+                    del self.buffer[: len(chunk)]
+                    self.in_flight += len(chunk)
+                sent = False
+                try:
+                    metrics = [Metric(k, v, ts, step) for k, v, ts, step in chunk]
+                    _with_retry(
+                        self.client.log_batch,
+                        self.run_id,
+                        metrics=metrics,
+                        retries=self.retries,
+                        what=f"log_batch of {len(metrics)} metrics",
+                    )
+                    sent = True
+                finally:
+                    with self.lock:
+                        self.in_flight -= len(chunk)
+                        if sent:
+                            self.n_batches += 1
+                            self.n_values += len(chunk)
+                        else:  # never lose values: back to the front, in order
+                            self.buffer[:0] = chunk
+        finally:
+            if acquired:
+                self.send_lock.release()
 
     def end(self, status: str, error: str | None) -> None:
-        """Flush, record the error, set the terminal status. Raises the first failure."""
-        with self.lock:
+        """Stop the sender, flush, record the error, set the terminal status.
+
+        Raises the first failure (after doing all it can).
+        """
+        with self.end_lock:
             if self.finished:
                 return
+            with self.lock:
+                self.closing = True
+            stopped = self.stop_sender()
             first_error: BaseException | None = None
             try:
-                self.send_metrics()
+                # The sender is gone (or hung for a minute): what is left goes from here.
+                self.send_metrics(lock_timeout=_SENDER_TIMEOUT if stopped else 1.0)
             except Exception as e:
                 first_error = e
                 _logger.warning(
@@ -912,15 +1031,19 @@ class MlflowTracker:
         tags: extra run tags (MLflow's user/source/git tags are added).
         flush_every: send buffered metric values once this many are waiting.
         flush_seconds: ... or once this many seconds passed since the last send (checked on
-            each ``log_metrics`` call; there is no background thread).
+            each ``log_metrics`` call).
         artifact_location: for a new experiment; default beside a SQLite database, else the
             server's choice.
 
-    Metrics are buffered and sent with ``log_batch`` (<= 1000 values per call); params and
-    tags go in batches of 100. Transient store errors ("database is locked") are retried with
-    backoff. A tracker that is garbage collected, or whose process exits, without
-    :meth:`finish` ends its run as KILLED (FAILED, with the traceback, if the process died of
-    an exception). Usable as a context manager: an exception inside ends the run FAILED.
+    Metrics are buffered and sent with ``log_batch`` (<= 1000 values per call) by a
+    background daemon thread (one per run, started on the first due send), so logging does
+    not wait for the store; :meth:`flush` and :meth:`finish` wait for it and send the rest on
+    the calling thread. Values that cannot be sent stay buffered, in order, until they can.
+    Params, tags and artifacts are written on the calling thread, params and tags in batches
+    of 100. Transient store errors ("database is locked") are retried with backoff. A tracker
+    that is garbage collected, or whose process exits, without :meth:`finish` ends its run as
+    KILLED (FAILED, with the traceback, if the process died of an exception), its buffered
+    metrics sent first. Usable as a context manager: an exception inside ends the run FAILED.
 
     Raises:
         TrackingError: the store cannot be reached or the run cannot be created.
@@ -1025,10 +1148,12 @@ class MlflowTracker:
             self._call(self._client.log_batch, self._run_id, tags=list(chunk), what="set tags")
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
-        """Buffer one value per key at ``step``; sent when the buffer or the clock says so.
+        """Buffer one value per key at ``step``; returns without waiting for the store.
 
-        If an automatic send fails even after retries, the values stay buffered (a warning is
-        logged) and go with the next send; :meth:`flush` and :meth:`finish` raise instead.
+        When ``flush_every`` values are waiting, or ``flush_seconds`` passed since the last
+        send, the background sender is woken to send them. If a background send fails even
+        after retries, the values stay buffered (a warning is logged) and go with the next
+        send; :meth:`flush` and :meth:`finish` raise instead.
         """
         timestamp = int(time.time() * 1000)
         step = int(step)
@@ -1041,27 +1166,20 @@ class MlflowTracker:
             rows.append((name, _metric_value(key, value), timestamp, step))
         state = self._state
         with state.lock:
-            if state.finished:
+            if state.closing:
                 raise TrackingError(
                     f"run {self.run_id} is finished: metrics can no longer be logged"
                 )
             state.buffer.extend(rows)
-            if time.monotonic() - self._last_flush >= self.flush_seconds:
+            now = time.monotonic()
+            if now - self._last_flush >= self.flush_seconds:
                 min_chunk = 1  # time is up: send everything
             elif len(state.buffer) >= self.flush_every:
                 min_chunk = min(self.flush_every, MAX_METRICS_PER_BATCH)  # only full batches
             else:
                 return
-            try:
-                self._send(min_chunk)
-            except Exception as e:
-                _logger.warning(
-                    "run %s: could not send %d metric values (kept for the next flush): %s",
-                    self.run_id,
-                    len(state.buffer),
-                    e,
-                )
-                self._last_flush = time.monotonic()
+            self._last_flush = now
+            state.request_send(min_chunk)
 
     def log_artifact(self, path: str | os.PathLike, artifact_path: str | None = None) -> None:
         """Copy a file (or a whole folder) into the run's artifacts under ``artifact_path``."""
@@ -1089,16 +1207,22 @@ class MlflowTracker:
         self._call(self._client.log_text, self._run_id, text, name, what=f"log text {name}")
 
     def flush(self) -> None:
-        """Send every buffered metric value now. Raises if the store refuses them."""
-        with self._state.lock:
-            self._send()
+        """Send every buffered metric value now, on this thread; return once all are stored.
+
+        Waits for the background sender's send in progress (at most 60 s) first. Raises if
+        the store refuses the values (they stay buffered).
+        """
+        self._state.send_metrics(lock_timeout=_SENDER_TIMEOUT)
+        self._last_flush = time.monotonic()
 
     def finish(self, status: str = "FINISHED", error: str | None = None) -> None:
         """Flush, record ``error`` (tag ``error`` + artifact ``error.txt``), end the run.
 
-        Idempotent: later calls do nothing. Raises (after ending the run as well as it can)
-        only when ``status`` is FINISHED and something could not be written; on the failure
-        paths (FAILED/KILLED) problems are logged, so the original exception stays visible.
+        Stops the background sender (waiting at most 60 s for its send in progress) and sends
+        every value still buffered before the status is set. Idempotent: later calls do
+        nothing. Raises (after ending the run as well as it can) only when ``status`` is
+        FINISHED and something could not be written; on the failure paths (FAILED/KILLED)
+        problems are logged, so the original exception stays visible.
         """
         _check_status(status)
         if self._state.finished:
@@ -1126,12 +1250,10 @@ class MlflowTracker:
 
     @property
     def buffered(self) -> int:
-        """Metric values waiting to be sent."""
-        return len(self._state.buffer)
-
-    def _send(self, min_chunk: int = 1) -> None:
-        self._state.send_metrics(min_chunk)
-        self._last_flush = time.monotonic()
+        """Metric values not in the store yet (waiting, or in a send that is not over)."""
+        state = self._state
+        with state.lock:
+            return len(state.buffer) + state.in_flight
 
     def _call(self, fn: Callable[..., _T], *args: Any, what: str, **kwargs: Any) -> _T:
         return _with_retry(fn, *args, retries=self._state.retries, what=what, **kwargs)

@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -175,6 +176,13 @@ class _Spy:
         return self.fn(*args, **kwargs)
 
 
+def _wait_until(predicate, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting for the background sender"
+        time.sleep(0.005)
+
+
 def test_metrics_go_through_log_batch_not_log_metric(store, client, monkeypatch):
     tracker = MlflowTracker(store, "tests", "batched", flush_every=1000, flush_seconds=3600)
     batch = _Spy(tracker._client.log_batch)
@@ -211,9 +219,174 @@ def test_flush_seconds_sends_without_waiting_for_a_full_buffer(store, monkeypatc
     monkeypatch.setattr(tracker._client, "log_batch", batch)
     for step in range(3):
         tracker.log_metrics({"a": 1.0}, step)
-        assert tracker.buffered == 0
+        _wait_until(lambda: tracker.buffered == 0)  # sent in the background, not at finish
+    assert len(batch.calls) == 3
     tracker.finish()
     assert len(batch.calls) == 3
+
+
+# ------------------------------------------------------------------------------------------
+# The background sender
+# ------------------------------------------------------------------------------------------
+
+
+class _ThreadSpy:
+    """Wraps log_batch: records the calling thread (and the test's phase) of metric sends,
+    optionally blocks them until released or fails some of them."""
+
+    def __init__(self, fn, block: bool = False, fail=()):
+        self.fn, self.block, self.fail = fn, block, list(fail)
+        self.calls: list[tuple[threading.Thread, str, int]] = []
+        self.phase = "training"
+        self.entered, self.release = threading.Event(), threading.Event()
+        if not block:
+            self.release.set()
+
+    def __call__(self, *args, **kwargs):
+        metrics = kwargs.get("metrics") or []
+        if metrics:
+            self.calls.append((threading.current_thread(), self.phase, len(metrics)))
+            self.entered.set()
+            assert self.release.wait(30), "the test never released the blocked log_batch"
+            if self.fail:
+                raise self.fail.pop(0)
+        return self.fn(*args, **kwargs)
+
+
+def test_log_metrics_never_sends_on_the_training_thread(store, client, monkeypatch):
+    tracker = MlflowTracker(store, "tests", "async", flush_every=100, flush_seconds=3600)
+    spy = _ThreadSpy(tracker._client.log_batch, block=True)
+    monkeypatch.setattr(tracker._client, "log_batch", spy)
+    training = threading.current_thread()
+
+    for step in range(1000):  # 5000 values: 50 sends due, the first one blocked in log_batch
+        tracker.log_metrics({f"m{i}": float(step + i) for i in range(5)}, step)
+    # Every log_metrics call returned while the store was blocked: nothing waited for it.
+    assert spy.entered.wait(20)
+    assert not spy.release.is_set() and tracker.buffered == 5000
+    spy.release.set()
+    _wait_until(lambda: tracker.buffered < 100)
+    spy.phase = "finish"
+    tracker.finish()
+
+    assert sum(n for _, _, n in spy.calls) == 5000
+    sender = {t for t, phase, _ in spy.calls if phase == "training"}
+    assert len(sender) == 1 and training not in sender, sender
+    (thread,) = sender
+    assert thread.daemon and not thread.is_alive()  # finish() stopped it
+    assert all(t is training for t, phase, _ in spy.calls if phase == "finish")
+    assert max(n for _, _, n in spy.calls) <= tracking.MAX_METRICS_PER_BATCH
+    assert len(client.get_metric_history(tracker.run_id, "m4")) == 1000
+
+
+def test_finish_stores_every_value_sent_in_the_background(store, client):
+    tracker = MlflowTracker(store, "tests", "async-5000", flush_every=250, flush_seconds=3600)
+    for step in range(1000):
+        tracker.log_metrics({f"k{i}": step * 10.0 + i for i in range(5)}, step)
+    tracker.finish()
+    assert tracker.buffered == 0 and tracker.status == "FINISHED"
+    run = client.get_run(tracker.run_id)
+    assert run.info.status == "FINISHED"
+    for i in range(5):
+        history = client.get_metric_history(tracker.run_id, f"k{i}")
+        assert sorted((m.step, m.value) for m in history) == [
+            (step, step * 10.0 + i) for step in range(1000)
+        ]
+        assert run.data.metrics[f"k{i}"] == 999 * 10.0 + i  # the latest value is the last one
+    assert "sent=5000 values" in repr(tracker)
+
+
+def test_transient_background_failure_loses_nothing(store, client, monkeypatch, caplog):
+    tracker = MlflowTracker(store, "tests", "async-retry", flush_every=100, flush_seconds=3600)
+    locked = RuntimeError("(sqlite3.OperationalError) database is locked")
+    spy = _ThreadSpy(tracker._client.log_batch, fail=[locked])
+    monkeypatch.setattr(tracker._client, "log_batch", spy)
+    with caplog.at_level("WARNING", logger="mlpx.tracking"):
+        for step in range(300):
+            tracker.log_metrics({"a": float(step), "b": -float(step)}, step)
+        _wait_until(lambda: tracker.buffered == 0)  # retried in the background
+    assert "database is locked" in caplog.text and "retrying" in caplog.text
+    assert threading.current_thread() not in {t for t, _, _ in spy.calls}
+    tracker.finish()
+    for key in ("a", "b"):
+        steps = [m.step for m in client.get_metric_history(tracker.run_id, key)]
+        assert sorted(steps) == list(range(300))  # each value exactly once
+
+
+def test_failed_background_send_keeps_values_for_finish(store, client, monkeypatch, caplog):
+    tracker = MlflowTracker(store, "tests", "async-fail", flush_every=100, flush_seconds=3600)
+    spy = _ThreadSpy(tracker._client.log_batch, fail=[ValueError("store says no")])
+    monkeypatch.setattr(tracker._client, "log_batch", spy)
+    with caplog.at_level("WARNING", logger="mlpx.tracking"):
+        for step in range(60):  # 120 values: one send due, which fails (not transient)
+            tracker.log_metrics({"a": float(step), "b": 1.0}, step)
+        _wait_until(lambda: "store says no" in caplog.text)
+    assert "kept for the next send" in caplog.text
+    assert tracker.buffered == 120  # back in the buffer, not lost
+    tracker.finish()
+    assert client.get_run(tracker.run_id).info.status == "FINISHED"
+    history = client.get_metric_history(tracker.run_id, "a")
+    assert sorted(m.step for m in history) == list(range(60))
+
+
+def test_flush_raises_and_keeps_values_when_the_store_refuses(store, client, monkeypatch):
+    tracker = MlflowTracker(store, "tests", "flush-fail", flush_every=1000, flush_seconds=3600)
+    spy = _ThreadSpy(tracker._client.log_batch, fail=[ValueError("refused")])
+    monkeypatch.setattr(tracker._client, "log_batch", spy)
+    for step in range(10):
+        tracker.log_metrics({"a": float(step)}, step)
+    with pytest.raises(ValueError, match="refused"):
+        tracker.flush()
+    assert tracker.buffered == 10
+    tracker.flush()
+    assert tracker.buffered == 0
+    assert len(client.get_metric_history(tracker.run_id, "a")) == 10
+    tracker.finish()
+
+
+def test_collected_tracker_flushes_and_stops_its_sender(store, client):
+    tracker = MlflowTracker(store, "tests", "async-abandoned", flush_every=10, flush_seconds=3600)
+    for step in range(105):
+        tracker.log_metrics({"a": float(step)}, step)
+    state, run_id = tracker._state, tracker.run_id
+    del tracker
+    gc.collect()
+    assert state._thread is not None and not state._thread.is_alive()
+    run = client.get_run(run_id)
+    assert run.info.status == "KILLED"
+    assert len(client.get_metric_history(run_id, "a")) == 105
+
+
+_UNFINISHED_JOB = textwrap.dedent(
+    """
+    import sys
+    from mlpx.tracking import MlflowTracker
+    tracker = MlflowTracker(sys.argv[1], "exit", "unfinished", flush_every=100)
+    for step in range(2500):
+        tracker.log_metrics({"a": float(step), "b": 2.0}, step)
+    print(tracker.run_id)
+    if sys.argv[2] == "raise":
+        raise RuntimeError("boom")
+    """
+)
+
+
+@pytest.mark.parametrize("how", ["exit", "raise"])
+def test_exit_hook_flushes_the_sender_before_ending_the_run(store, client, how):
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    result = subprocess.run(
+        [sys.executable, "-c", _UNFINISHED_JOB, store, how],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == (0 if how == "exit" else 1), result.stderr[-2000:]
+    run_id = result.stdout.strip().splitlines()[-1]
+    run = client.get_run(run_id)
+    assert run.info.status == ("KILLED" if how == "exit" else "FAILED")
+    assert len(client.get_metric_history(run_id, "a")) == 2500
+    assert len(client.get_metric_history(run_id, "b")) == 2500
 
 
 def test_transient_errors_are_retried_others_are_not():
