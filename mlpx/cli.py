@@ -184,6 +184,8 @@ def run(cfg: DictConfig) -> float:
             dtype=settings.backend.dtype,
             init_std=m.init_std,
             rng=rng,
+            backend=settings.backend.name,
+            device=settings.backend.device,
         )
         o = settings.optimizer
         optimizer = make_optimizer(o.name, lr=o.lr, schedule=o.schedule, **o.hparams)

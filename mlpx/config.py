@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlpx.activations import ACTIVATIONS
-from mlpx.backend import DTYPES
+from mlpx.backend import BACKENDS, DTYPES, BackendError, get_backend
 from mlpx.init import INITIALIZERS
 
-BACKENDS = ("numpy",)
 LOGGERS = ("mlflow", "none")
 MODES = ("train",)
 PROGRESS = ("auto", "true", "false")
@@ -243,13 +242,15 @@ class BackendSettings:
 
 
 def backend_settings(b: dict[str, Any]) -> BackendSettings:
+    """Check the backend group; the library must be installed and the device visible."""
     _only(b, "backend", ("name", "dtype", "device"))
     name = _choice("backend.name", b.get("name", "numpy"), BACKENDS)
     dtype = _choice("backend.dtype", b.get("dtype", "float64"), DTYPES)
-    device = b.get("device", "cpu")
-    if name == "numpy" and device != "cpu":
-        raise ConfigError(f"backend.device must be cpu for backend numpy, got {device!r}")
-    return BackendSettings(name=name, dtype=dtype, device=str(device))
+    try:
+        backend = get_backend(name, b.get("device"))
+    except BackendError as exc:
+        raise ConfigError(str(exc)) from None
+    return BackendSettings(name=name, dtype=dtype, device=backend.device_name)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlpx.backend import is_numpy, namespace_of
+from mlpx.backend import device_of, is_numpy, namespace_of
 
 Array = Any
 
@@ -35,10 +35,22 @@ def softmax(logits: Array) -> Array:
 
 def one_hot(y: Array, num_classes: int, dtype: Any, xp: Any) -> Array:
     """One-hot rows ``Y[i, y_i] = 1``. y: (n,) integers -> (n, C)."""
-    classes = xp.arange(num_classes)
-    if not is_numpy(xp):
-        classes = xp.asarray(classes, device=getattr(y, "device", None))
+    if is_numpy(xp):
+        classes = xp.arange(num_classes)
+    else:
+        classes = xp.arange(num_classes, device=device_of(y))
     return xp.astype(y[:, None] == classes[None, :], dtype)
+
+
+def cross_entropy_and_delta(logits: Array, y: Array) -> tuple[Array, Array]:
+    """:func:`softmax_cross_entropy` with the loss kept as a 0-d array on the device."""
+    xp = namespace_of(logits)
+    n = logits.shape[0]
+    logp = log_softmax(logits)
+    Y = one_hot(y, logits.shape[1], logits.dtype, xp)
+    loss = -xp.sum(logp * Y) / n
+    delta_f = (xp.exp(logp) - Y) / n
+    return loss, delta_f
 
 
 def softmax_cross_entropy(logits: Array, y: Array) -> tuple[float, Array]:
@@ -55,13 +67,8 @@ def softmax_cross_entropy(logits: Array, y: Array) -> tuple[float, Array]:
     delta_f : (n, C), the shortcut B3 ``delta_f = (mu - y) / n`` (the 1/n comes from the
         batch mean).
     """
-    xp = namespace_of(logits)
-    n = logits.shape[0]
-    logp = log_softmax(logits)
-    Y = one_hot(y, logits.shape[1], logits.dtype, xp)
-    loss = -float(xp.sum(logp * Y)) / n
-    delta_f = (xp.exp(logp) - Y) / n
-    return loss, delta_f
+    loss, delta_f = cross_entropy_and_delta(logits, y)
+    return float(loss), delta_f
 
 
 def delta_f_jacobian_chain(logits: Array, y: Array) -> Array:
@@ -78,7 +85,7 @@ def delta_f_jacobian_chain(logits: Array, y: Array) -> Array:
     mu = softmax(logits)
     Y = one_hot(y, C, logits.dtype, xp)
     delta_mu = -Y / mu  # B1, (n, C)
-    eye = xp.eye(C, dtype=logits.dtype)
+    eye = xp.eye(C, dtype=logits.dtype, **({} if is_numpy(xp) else {"device": device_of(mu)}))
     J = mu[:, :, None] * eye[None, :, :] - mu[:, :, None] * mu[:, None, :]  # B2, (n, C, C)
     delta_f = xp.sum(delta_mu[:, :, None] * J, axis=1)  # B3: row vector times J
     return delta_f / n

@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 
 from mlpx.activations import ACTIVATIONS, Activation, get_activation
-from mlpx.backend import check_dtype, is_numpy, to_numpy
+from mlpx.backend import Backend, check_dtype, get_backend, is_numpy, to_numpy
 from mlpx.init import init_weights
-from mlpx.losses import softmax, softmax_cross_entropy
+from mlpx.losses import cross_entropy_and_delta, softmax
 
 Array = Any
 
@@ -102,6 +102,11 @@ class MLP:
     seed : seed of the ``numpy.random.Generator`` that draws the weights (or pass ``rng``).
     dtype : ``"float32"`` or ``"float64"``.
     init_std : the standard deviation of ``init="normal"``.
+    backend, device : where the arrays live (:data:`mlpx.backend.BACKENDS`): ``"numpy"``
+        (default), ``"torch"`` (device ``cpu``, ``cuda``, ``cuda:N``, ``mps``), ``"cupy"``,
+        ``"array_api_strict"``. The weights are drawn by the NumPy generator in float64 and
+        then moved, so a seed gives the same initial weights on every backend. Arrays of
+        the backend go in (NumPy arrays are accepted and moved) and come out.
     """
 
     def __init__(
@@ -114,17 +119,28 @@ class MLP:
         *,
         init_std: float = 0.01,
         rng: np.random.Generator | None = None,
+        backend: str | Backend = "numpy",
+        device: str | None = None,
     ) -> None:
         self.sizes = _check_sizes(sizes)
         self.activation_fns = _check_activations(activations, len(self.sizes) - 1)
         self.dtype = check_dtype(dtype)
         self.init = init
-        self.xp = np
+        if isinstance(backend, Backend):
+            if device is not None and device != backend.device_name:
+                raise ValueError(
+                    f"device={device!r} contradicts {backend!r}: pass a backend name with the "
+                    "device, or the Backend alone"
+                )
+            self.backend = backend
+        else:
+            self.backend = get_backend(backend, device)
+        self.xp = self.backend.xp
         if rng is None:
             rng = np.random.default_rng(seed)
         drawn = init_weights(init, self.sizes, rng, init_std)
-        self._weights = [self.xp.asarray(W, dtype=self.dtype) for W in drawn]
-        self._biases = [self.xp.zeros(p, dtype=self.dtype) for p in self.sizes[1:]]
+        self._weights = [self.backend.asarray(W, dtype=self.dtype) for W in drawn]
+        self._biases = [self.backend.asarray(np.zeros(p), self.dtype) for p in self.sizes[1:]]
         self._a: list[Array] = []
         self._f: list[Array] = []
 
@@ -166,7 +182,7 @@ class MLP:
             raise ValueError(f"{key} must hold {self.num_layers} arrays, got {len(values)}")
         out = []
         for i, v in enumerate(values):
-            v = self.xp.asarray(v, dtype=self.dtype)
+            v = self.backend.asarray(v, dtype=self.dtype)
             if tuple(v.shape) != shape_of(i):
                 raise ValueError(f"{key}[{i}] must have shape {shape_of(i)}, got {tuple(v.shape)}")
             out.append(v)
@@ -196,15 +212,16 @@ class MLP:
     def __repr__(self) -> str:
         acts = self.activations
         shown = acts[0] if len(set(acts[:-1])) == 1 and acts[-1] == "linear" else acts
+        where = "" if self.backend.name == "numpy" else f", backend={self.backend!r}"
         return (
             f"MLP(sizes={self.sizes}, activations={shown!r}, init={self.init!r}, "
-            f"dtype={self.dtype!r}, parameters={self.num_parameters})"
+            f"dtype={self.dtype!r}, parameters={self.num_parameters}{where})"
         )
 
     # ------------------------------------------------------------------ inputs
     def _check_X(self, X: Array) -> Array:
         xp = self.xp
-        X = xp.asarray(X, dtype=self.dtype)
+        X = self.backend.asarray(X, dtype=self.dtype)
         if X.ndim != 2 or X.shape[1] != self.sizes[0]:
             raise ValueError(
                 f"X must have shape (n, {self.sizes[0]}) for this network, got {tuple(X.shape)}"
@@ -215,7 +232,7 @@ class MLP:
 
     def _check_y(self, y: Array, n: int) -> Array:
         xp = self.xp
-        y = xp.asarray(y)
+        y = self.backend.asarray(y)
         C = self.sizes[-1]
         if y.ndim != 1 or y.shape[0] != n:
             raise ValueError(f"y must be integer labels of shape ({n},), got {tuple(y.shape)}")
@@ -311,7 +328,6 @@ class MLP:
         *,
         input_grad: bool = False,
         out: Gradients | None = None,
-        validate: bool = True,
     ) -> tuple[float, Gradients]:
         """Mean softmax cross-entropy on (X, y) and every delta of the lecture.
 
@@ -319,36 +335,49 @@ class MLP:
         Returns ``(loss, g)`` with ``g`` a :class:`Gradients`; ``g.inputs`` is
         ``delta_x`` (n, d) when ``input_grad`` is true, else None.
         """
-        if validate:
-            X = self._check_X(X)
-            y = self._check_y(y, X.shape[0])
-        logits = self.forward(X, validate=validate)
-        loss, delta_f = softmax_cross_entropy(logits, y)
+        X = self._check_X(X)
+        y = self._check_y(y, X.shape[0])
+        loss, g = self.batch_loss_and_grads(X, y, input_grad=input_grad, out=out)
+        return float(loss), g
+
+    def batch_loss_and_grads(
+        self, X: Array, y: Array, *, input_grad: bool = False, out: Gradients | None = None
+    ) -> tuple[Array, Gradients]:
+        """:meth:`loss_and_grads` for training loops: no checks of X and y (check the data
+        once with :meth:`check_data`), and the loss stays a 0-d array on the device, so a
+        GPU step does not wait for the host."""
+        logits = self.forward(X, validate=False)
+        loss, delta_f = cross_entropy_and_delta(logits, y)
         return loss, self.backward(delta_f, input_grad=input_grad, out=out)
+
+    def check_data(self, X: Array, y: Array) -> tuple[Array, Array]:
+        """Check X (n, d) and y (n,) and move them to the network's backend and dtype."""
+        X = self._check_X(X)
+        return X, self._check_y(y, X.shape[0])
 
     def loss(self, X: Array, y: Array) -> float:
         """Mean softmax cross-entropy on (X, y), without gradients."""
-        X = self._check_X(X)
-        y = self._check_y(y, X.shape[0])
-        return softmax_cross_entropy(self.forward(X, validate=False), y)[0]
+        X, y = self.check_data(X, y)
+        return float(cross_entropy_and_delta(self.forward(X, validate=False), y)[0])
 
     def evaluate(
         self, X: Array, y: Array, *, batch_size: int = 4096, validate: bool = True
     ) -> tuple[float, float]:
         """``(mean loss, accuracy)`` on (X, y), in chunks of ``batch_size`` rows."""
         if validate:
-            X = self._check_X(X)
-            y = self._check_y(y, X.shape[0])
+            X, y = self.check_data(X, y)
+        xp = self.xp
         n = X.shape[0]
         if n == 0:
             return math.nan, math.nan
         total, correct = 0.0, 0
         for s in range(0, n, batch_size):
-            logits = self.forward(X[s : s + batch_size], validate=False)
-            yb = y[s : s + batch_size]
-            loss, _ = softmax_cross_entropy(logits, yb)
-            total += loss * logits.shape[0]
-            correct += int(self.xp.sum(self.xp.argmax(logits, axis=1) == yb))
+            e = min(s + batch_size, n)  # in-bounds slices: the array API leaves others open
+            logits = self.forward(X[s:e, ...], validate=False)
+            yb = y[s:e]
+            loss, _ = cross_entropy_and_delta(logits, yb)
+            total += float(loss) * logits.shape[0]
+            correct += int(xp.sum(xp.astype(xp.argmax(logits, axis=1) == yb, xp.int64)))
         return total / n, correct / n
 
     def state_dict(self) -> dict[str, Any]:

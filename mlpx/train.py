@@ -22,10 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from mlpx.backend import is_numpy
 from mlpx.config import TrainerSettings
 from mlpx.data import Dataset, iterate_minibatches
 from mlpx.model import MLP, Gradients
-from mlpx.optimizers import Optimizer, clip_grad_norm
+from mlpx.optimizers import Optimizer, clip_grad_norm, global_norm
 from mlpx.tracking import NullTracker, Tracker
 
 History = dict[str, list[tuple[int, float]]]
@@ -56,14 +57,17 @@ class FitResult:
 
 def _grad_norms(g: Gradients) -> dict[str, float]:
     """``grad_norm/layer_<l>`` = ||delta_W_l||_F and the global norm over every gradient."""
-    out: dict[str, float] = {}
-    total = 0.0
-    for i, (dW, db) in enumerate(zip(g.weights, g.biases)):
-        w2 = float(np.vdot(dW, dW))
-        total += w2 + float(np.vdot(db, db))
-        out[f"grad_norm/layer_{i + 1}"] = math.sqrt(w2)
-    out["grad_norm/global"] = math.sqrt(total)
+    out = {f"grad_norm/layer_{i + 1}": global_norm([dW]) for i, dW in enumerate(g.weights)}
+    squares = sum(v * v for v in out.values()) + sum(global_norm([db]) ** 2 for db in g.biases)
+    out["grad_norm/global"] = math.sqrt(squares)
     return out
+
+
+def _diverged(epoch: int, step: int, what: str, value: float, lr: float) -> DivergenceError:
+    return DivergenceError(
+        f"training diverged at epoch {epoch}, step {step}: {what} is {value}; lower "
+        f"optimizer.lr (now {lr:g}) or set optimizer.clip_norm"
+    )
 
 
 def _improved(value: float, best: float, mode: str, min_delta: float) -> bool:
@@ -93,7 +97,9 @@ def fit(
 
     ``rng`` (default: seeded with ``cfg.seed``) orders the mini-batches; pass the generator
     that initialised the model so one seed drives the whole run. Raises
-    :class:`DivergenceError` when the loss or the gradients stop being finite.
+    :class:`DivergenceError` when the loss or the gradients stop being finite (checked
+    every step on NumPy; on other backends at each logging step and epoch end, so that a
+    GPU never waits for the host in between).
     """
     tracker = tracker or NullTracker()
     rng = rng if rng is not None else np.random.default_rng(cfg.seed)
@@ -107,12 +113,12 @@ def fit(
             hist.setdefault(k, []).append((step, v))
         tracker.log_metrics(metrics, step=step)
 
-    # Data are checked and converted to the model's dtype once, not per batch.
-    X_train = model._check_X(data.X_train)
-    y_train = model._check_y(data.y_train, X_train.shape[0])
+    # Data are checked and moved to the model's device and dtype once, not per batch.
+    xp, backend = model.xp, model.backend
+    fast = is_numpy(xp)
+    X_train, y_train = model.check_data(data.X_train, data.y_train)
     has_val = data.X_val.shape[0] > 0
-    X_val = model._check_X(data.X_val) if has_val else None
-    y_val = model._check_y(data.y_val, X_val.shape[0]) if has_val else None
+    X_val, y_val = model.check_data(data.X_val, data.y_val) if has_val else (None, None)
     monitor_needs_val = es.monitor.startswith("val/") or cfg.objective.startswith("val/")
     if (es.patience or monitor_needs_val) and not has_val:
         raise ValueError(
@@ -128,47 +134,60 @@ def fit(
     start = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
+        # Sums stay on the device (0-d arrays) until they are logged.
         epoch_loss, epoch_correct = 0.0, 0
-        for idx in iterate_minibatches(n, cfg.batch_size, rng, cfg.shuffle):
-            Xb, yb = X_train[idx], y_train[idx]
-            loss, g = model.loss_and_grads(Xb, yb, out=g, validate=False)
-            if not math.isfinite(loss):
-                raise DivergenceError(
-                    f"training diverged at epoch {epoch}, step {step + 1}: train/loss is "
-                    f"{loss}; lower optimizer.lr (now {optimizer.lr:g}) or set "
-                    "optimizer.clip_norm"
-                )
-            logits = model._f[-1]
-            epoch_loss += loss * len(idx)
-            epoch_correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
-            window_loss += loss
+        batches = list(iterate_minibatches(n, cfg.batch_size, rng, cfg.shuffle))
+        if not fast:  # the epoch's order goes to the device once, then is sliced there
+            order = backend.asarray(np.concatenate(batches))
+            ends = np.cumsum([len(idx) for idx in batches]).tolist()
+        for b, idx in enumerate(batches):
+            if fast:
+                Xb, yb = X_train[idx], y_train[idx]
+            else:
+                rows = order[ends[b] - len(idx) : ends[b]]
+                Xb, yb = xp.take(X_train, rows, axis=0), xp.take(y_train, rows, axis=0)
+            loss, g = model.batch_loss_and_grads(Xb, yb, out=g)
+            if fast and not math.isfinite(loss):
+                raise _diverged(epoch, step + 1, "train/loss", float(loss), optimizer.lr)
+            hits = xp.argmax(model._f[-1], axis=1) == yb
+            if fast:
+                epoch_correct += int(np.count_nonzero(hits))
+            else:
+                epoch_correct = epoch_correct + xp.sum(xp.astype(hits, xp.int64))
+            epoch_loss = epoch_loss + loss * len(idx)
+            window_loss = window_loss + loss
             window_steps += 1
             log_now = (step + 1) % cfg.log_every_n_steps == 0
             norms = _grad_norms(g) if (log_now and log_grad_norms) else None
             if clip_norm is not None:
                 total = clip_grad_norm(g.parameters(), clip_norm)
                 if not math.isfinite(total):
-                    raise DivergenceError(
-                        f"training diverged at epoch {epoch}, step {step + 1}: the gradient "
-                        f"norm is {total}; lower optimizer.lr (now {optimizer.lr:g})"
-                    )
+                    raise _diverged(epoch, step + 1, "the gradient norm", total, optimizer.lr)
             optimizer.step(params, g.parameters())
             step += 1
             if log_now:
-                metrics = {"train/loss": window_loss / window_steps}
+                metrics = {"train/loss": float(window_loss) / window_steps}
+                if not math.isfinite(metrics["train/loss"]):
+                    raise _diverged(epoch, step, "train/loss", metrics["train/loss"], optimizer.lr)
                 if norms is not None:
                     if not math.isfinite(norms["grad_norm/global"]):
-                        raise DivergenceError(
-                            f"training diverged at epoch {epoch}, step {step}: the gradient "
-                            f"norm is {norms['grad_norm/global']}; lower optimizer.lr"
+                        raise _diverged(
+                            epoch,
+                            step,
+                            "the gradient norm",
+                            norms["grad_norm/global"],
+                            optimizer.lr,
                         )
                     metrics.update(norms)
                 log(metrics, step)
                 window_loss, window_steps = 0.0, 0
         window_loss, window_steps = 0.0, 0
+        epoch_loss = float(epoch_loss) / n
+        if not math.isfinite(epoch_loss):
+            raise _diverged(epoch, step, "train/loss", epoch_loss, optimizer.lr)
         metrics = {
-            "train/loss": epoch_loss / n,
-            "train/accuracy": epoch_correct / n,
+            "train/loss": epoch_loss,
+            "train/accuracy": int(epoch_correct) / n,
             "epoch": float(epoch),
             "lr": float(optimizer.lr),
         }
@@ -191,7 +210,7 @@ def fit(
             if _improved(value, best, es.mode, es.min_delta):
                 best, waited, result.best_epoch = value, 0, epoch
                 if es.patience and es.restore_best:
-                    best_state = [p.copy() for p in params]
+                    best_state = [xp.asarray(p, copy=True) for p in params]
             else:
                 waited += 1
                 if es.patience and waited >= es.patience:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -15,6 +16,14 @@ from mlpx.config import ConfigError, settings_from_dict
 CONF = Path(config_dir())
 GROUPS = ["model", "optimizer", "dataset", "backend", "trainer", "logger", "experiment"]
 OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((CONF / g).glob("*.yaml"))]
+
+
+def _cuda_visible() -> bool:
+    if importlib.util.find_spec("cupy") is None:
+        return False
+    import cupy
+
+    return bool(cupy.cuda.is_available())
 
 
 def composed(*overrides: str) -> dict:
@@ -33,6 +42,12 @@ def test_every_option_composes_and_validates(group: str, option: str) -> None:
     overrides = [f"{group}={option}"]
     if (group, option) == ("dataset", "openml"):
         overrides.append("dataset.openml_name=mnist_784")  # an openml config needs a name
+    if (group, option) == ("backend", "cupy") and not _cuda_visible():
+        with pytest.raises(ConfigError, match=r"needs CuPy: pip install|no CUDA device"):
+            settings_from_dict(composed(*overrides))
+        return
+    if (group, option) == ("backend", "torch"):
+        pytest.importorskip("torch")
     settings = settings_from_dict(composed(*overrides))
     if group == "experiment":
         return
@@ -105,7 +120,8 @@ BAD = [
     (["dataset=moons", "dataset.noise=-1"], r"^dataset\.noise must be"),
     (["dataset.val_size=0.6", "dataset.test_size=0.5"], r"^dataset\.val_size \+ dataset"),
     (["backend.dtype=float16"], r"^backend\.dtype must be one of float32, float64, got"),
-    (["backend.name=jax"], r"^backend\.name must be one of numpy, got 'jax'$"),
+    (["backend.name=jax"], r"^backend\.name must be one of numpy, cupy, torch, .*'jax'$"),
+    (["backend.device=cuda"], r"^backend\.device must be cpu for backend numpy, got 'cuda'$"),
     (["trainer.epochs=0"], r"^trainer\.epochs must be an integer >= 1, got 0$"),
     (["trainer.batch_size=1.5"], r"^trainer\.batch_size must be an integer, got 1\.5$"),
     (["trainer.objective=val/f1"], r"^trainer\.objective must be one of val/loss, .*'val/f1'$"),
