@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from mlpx.config import ConfigError, Settings, settings_from_dict
@@ -69,10 +75,16 @@ def _hydra_context() -> tuple[bool, str | None, str | None, str]:
 
 
 def make_tracker(
-    settings: Settings, flat_params: dict[str, Any], sweep_dir: str | None, suffix: str
+    settings: Settings,
+    flat_params: dict[str, Any],
+    sweep_dir: str | None,
+    suffix: str,
+    resume_run_id: str | None = None,
 ):
-    """An MLflow tracker for the run (a child of the sweep's parent run), or a NullTracker."""
-    from mlpx import __version__
+    """An MLflow tracker for the run (a child of the sweep's parent run), or a NullTracker.
+
+    With ``resume_run_id`` (a run that is in the configured store) that run is continued.
+    """
     from mlpx.tracking import MlflowTracker, NullTracker, check_tracking_uri
 
     lg = settings.logger
@@ -88,20 +100,40 @@ def make_tracker(
     if suffix and not lg.run_name:
         name = f"{name} [{suffix}]"
     tags = {
-        "mlpx.version": __version__,
         "dataset": settings.dataset.name,
         "backend": settings.backend.name,
         "device": settings.backend.device,
         "dtype": settings.backend.dtype,
         "optimizer": settings.optimizer.name,
     }
+    tags.update(environment_tags())
+    if resume_run_id is not None:
+        tracker = MlflowTracker(uri, lg.experiment_name, None, resume_run_id=resume_run_id)
+        tracker.set_tags({"mlpx.resumed": "true"})
+        return tracker
+    tracker = MlflowTracker(uri, lg.experiment_name, name, parent_run_id=parent, tags=tags)
+    tracker.log_params(flat_params)
+    return tracker
+
+
+def environment_tags() -> dict[str, str]:
+    """What is needed to repeat a run: versions of Python and the stack, the git commit."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    from mlpx import __version__
+
+    tags = {"mlpx.version": __version__, "python": platform.python_version()}
+    for package in ("numpy", "scikit-learn", "hydra-core", "omegaconf", "mlflow", "torch"):
+        try:
+            tags[f"version.{package}"] = version(package)
+        except PackageNotFoundError:
+            pass
     commit = git_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit
         tags["git_commit"] = commit
-    tracker = MlflowTracker(uri, lg.experiment_name, name, parent_run_id=parent, tags=tags)
-    tracker.log_params(flat_params)
-    return tracker
+    return tags
 
 
 def _log_run_files(tracker: Any, cfg: DictConfig, job_dir: str | None) -> None:
@@ -149,14 +181,18 @@ def run(cfg: DictConfig) -> float:
 
     import numpy as np
 
+    from mlpx.checkpoint import Checkpointer, CheckpointError
     from mlpx.data import load_dataset
     from mlpx.model import MLP
     from mlpx.optimizers import make_optimizer
     from mlpx.tracking import TrackingError, flatten
-    from mlpx.train import DivergenceError, fit, summary
+    from mlpx.train import DivergenceError, Interrupted, StopRequest, fit, summary
 
     ds = settings.dataset
     try:
+        checkpoint = (
+            resolve_resume(settings.trainer.resume, settings) if settings.trainer.resume else None
+        )
         data = load_dataset(
             ds.name,
             val_size=ds.val_size,
@@ -165,18 +201,8 @@ def run(cfg: DictConfig) -> float:
             standardize=ds.standardize,
             **ds.params,
         )
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    try:
-        tracker = make_tracker(settings, flatten(container), sweep_dir, suffix)
-    except TrackingError as exc:
-        raise UserError(str(exc)) from None
-
-    status, error = "FAILED", None
-    try:
-        _log_run_files(tracker, cfg, job_dir)
         rng = np.random.default_rng(settings.trainer.seed)
-        m = settings.model
+        m, o = settings.model, settings.optimizer
         model = MLP(
             m.sizes(data.n_features, data.n_classes),
             activations=m.activations,
@@ -187,19 +213,46 @@ def run(cfg: DictConfig) -> float:
             backend=settings.backend.name,
             device=settings.backend.device,
         )
-        o = settings.optimizer
         optimizer = make_optimizer(o.name, lr=o.lr, schedule=o.schedule, **o.hparams)
-        print(f"mlpx: {settings.run_name()} on {data!r}: {model!r}", file=sys.stderr)
-        result = fit(
-            model,
-            optimizer,
-            data,
-            settings.trainer,
-            tracker,
-            rng=rng,
-            clip_norm=o.clip_norm,
-            log_grad_norms=settings.logger.log_grad_norms,
-        )
+        state = checkpoint.restore(model, optimizer, rng) if checkpoint else None
+    except (ValueError, CheckpointError) as exc:
+        raise UserError(str(exc)) from None
+    resume_run = _reachable_run(checkpoint, settings) if checkpoint else None
+    try:
+        tracker = make_tracker(settings, flatten(container), sweep_dir, suffix, resume_run)
+    except TrackingError as exc:
+        raise UserError(str(exc)) from None
+
+    ckpt_dir = Path(job_dir or ".") / "checkpoints"
+    checkpointer = Checkpointer(
+        ckpt_dir, settings.trainer.checkpoint_every, settings.trainer.keep_checkpoints, tracker
+    )
+    stop = StopRequest()
+    status, error = "FAILED", None
+    try:
+        with _stop_on_signals(stop):
+            _log_run_files(tracker, cfg, job_dir)
+            if checkpoint is not None:
+                tracker.set_tags({"mlpx.resumed_from": str(checkpoint.path)})
+                print(
+                    f"mlpx: resuming from {checkpoint.path} (epoch {state.epoch}, step "
+                    f"{state.step})",
+                    file=sys.stderr,
+                )
+            print(f"mlpx: {settings.run_name()} on {data!r}: {model!r}", file=sys.stderr)
+            result = fit(
+                model,
+                optimizer,
+                data,
+                settings.trainer,
+                tracker,
+                rng=rng,
+                clip_norm=o.clip_norm,
+                log_grad_norms=settings.logger.log_grad_norms,
+                checkpointer=checkpointer,
+                resume=state,
+                stop=stop,
+            )
         if settings.logger.log_figures and settings.logger.name != "none":
             _log_figures(tracker, result.history)
         tracker.set_tags(
@@ -214,9 +267,18 @@ def run(cfg: DictConfig) -> float:
         if tracker.run_id:
             print(f"mlpx: MLflow run {tracker.run_id}", file=sys.stderr)
         return float(result.objective)
+    except Interrupted as exc:
+        status, error = "KILLED", str(exc)
+        where = exc.checkpoint or "(no checkpoint)"
+        print(
+            f"mlpx: {exc}; checkpoint {where}. Resume with the same overrides plus "
+            f"trainer.resume={exc.checkpoint or tracker.run_id}",
+            file=sys.stderr,
+        )
+        raise SystemExit(128 + exc.signum) from None
     except KeyboardInterrupt:
-        status, error = "KILLED", "interrupted"
-        raise
+        status, error = "KILLED", "interrupted twice: stopped at once, no checkpoint"
+        raise SystemExit(130) from None
     except DivergenceError as exc:
         error = str(exc)
         tracker.set_tags({"diverged": "true"})
@@ -229,6 +291,119 @@ def run(cfg: DictConfig) -> float:
         raise
     finally:
         tracker.finish(status, error=error)
+
+
+@contextmanager
+def _stop_on_signals(stop: Any) -> Iterator[None]:
+    """SIGINT/SIGTERM: finish the step, checkpoint, stop; a second signal stops at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be installed from the main thread
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.signum is not None:
+            raise KeyboardInterrupt
+        stop.signum = signum
+        print(
+            f"mlpx: signal {signum}: finishing the current step and writing a checkpoint "
+            "(press Ctrl-C again to stop at once)",
+            file=sys.stderr,
+        )
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def resolve_resume(value: str, settings: Settings) -> Any:
+    """``trainer.resume``: a checkpoint file, a folder of them, or an MLflow run id."""
+    from mlpx.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+
+    path = Path(value).expanduser()
+    if path.is_dir():
+        found = latest_checkpoint(path) or latest_checkpoint(path / "checkpoints")
+        if found is None:
+            raise CheckpointError(f"trainer.resume: no step_*.npz checkpoint in {path}")
+        return load_checkpoint(found)
+    if path.exists() or not RUN_ID.match(value):
+        return load_checkpoint(path)
+    # An MLflow run id: its last checkpoint artifact.
+    import tempfile
+
+    from mlpx.tracking import TrackingError, check_tracking_uri
+
+    if settings.logger.name == "none":
+        raise CheckpointError(
+            f"trainer.resume={value} looks like an MLflow run id, but logger=none: give a "
+            "checkpoint path or use logger=mlflow"
+        )
+    try:
+        from mlflow.tracking import MlflowClient
+
+        uri = check_tracking_uri(settings.logger.tracking_uri)
+        local = MlflowClient(uri).download_artifacts(
+            value, "checkpoints/last.npz", tempfile.mkdtemp(prefix="mlpx-resume-")
+        )
+    except TrackingError:
+        raise
+    except Exception as exc:
+        raise CheckpointError(
+            f"trainer.resume={value}: no checkpoint of that run in the tracking store "
+            f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+        ) from None
+    checkpoint = load_checkpoint(local)
+    checkpoint.meta.setdefault("run_id", value)
+    return checkpoint
+
+
+def _reachable_run(checkpoint: Any, settings: Settings) -> str | None:
+    """The MLflow run a checkpoint came from, if it is in the configured store."""
+    run_id = checkpoint.meta.get("run_id")
+    if not run_id or settings.logger.name == "none":
+        return None
+    try:
+        from mlflow.tracking import MlflowClient
+
+        from mlpx.tracking import check_tracking_uri
+
+        MlflowClient(check_tracking_uri(settings.logger.tracking_uri)).get_run(run_id)
+    except Exception:
+        return None  # another store, or deleted: the resumed run gets a new MLflow run
+    return run_id
+
+
+class OutputDirCheck(Callback):
+    """Stops with one line when Hydra's output folder cannot be written (before any job)."""
+
+    @staticmethod
+    def _check(folder: str, key: str) -> None:
+        path = Path(folder)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            probe = path / ".mlpx-write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            print(
+                _error_line(
+                    f"cannot write the output folder {path} ({exc.strerror or exc}): set "
+                    f"{key}=<a writable folder>"
+                ),
+                file=sys.stderr,
+            )
+            raise SystemExit(2) from None
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(str(config.hydra.run.dir), "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(str(config.hydra.sweep.dir), "hydra.sweep.dir")
 
 
 def worst_objective(direction: str) -> float:

@@ -55,6 +55,14 @@ def _bool(key: str, value: Any) -> bool:
     return value
 
 
+def _optional_text(key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{key} must be a path, an MLflow run id or null, got {value!r}")
+    return value
+
+
 def _choice(key: str, value: Any, accepted: tuple[str, ...] | list[str]) -> str:
     if not isinstance(value, str) or value not in accepted:
         raise ConfigError(f"{key} must be one of {', '.join(accepted)}, got {value!r}")
@@ -182,12 +190,10 @@ def optimizer_settings(o: dict[str, Any]) -> OptimizerSettings:
     clip = o.pop("clip_norm", None)
     if clip is not None:
         clip = _number("optimizer.clip_norm", clip, positive=True)
-    if (
-        isinstance(schedule, dict)
-        and schedule.get("name") in (None, "constant")
-        and (len(schedule) <= 1)
-    ):
-        schedule = None
+    if isinstance(schedule, dict):  # unused keys of the shared schedule block are null
+        schedule = {k: v for k, v in schedule.items() if v is not None}
+        if schedule.get("name", "constant") == "constant" and len(schedule) <= 1:
+            schedule = None
     hparams = {k: tuple(v) if isinstance(v, list) else v for k, v in o.items()}
     try:
         make_optimizer(name, lr=lr, schedule=schedule, **hparams)
@@ -281,6 +287,9 @@ class TrainerSettings:
     objective: str = "val/accuracy"
     direction: str = "maximize"
     progress: str = "auto"
+    checkpoint_every: int = 5  # epochs; 0: only at the end and on interruption
+    keep_checkpoints: int = 3
+    resume: str | None = None  # a checkpoint file or folder, or an MLflow run id
 
 
 TRAINER_KEYS = (
@@ -294,6 +303,9 @@ TRAINER_KEYS = (
     "objective",
     "direction",
     "progress",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "resume",
 )
 OBJECTIVES = (*METRICS, "test/loss", "test/accuracy")
 
@@ -323,6 +335,9 @@ def trainer_settings(t: dict[str, Any]) -> TrainerSettings:
         objective=_choice("trainer.objective", t.get("objective", "val/accuracy"), OBJECTIVES),
         direction=_choice("trainer.direction", t.get("direction", "maximize"), DIRECTIONS),
         progress=_choice("trainer.progress", progress, PROGRESS),
+        checkpoint_every=_int("trainer.checkpoint_every", t.get("checkpoint_every", 5), 0),
+        keep_checkpoints=_int("trainer.keep_checkpoints", t.get("keep_checkpoints", 3), 1),
+        resume=_optional_text("trainer.resume", t.get("resume")),
     )
 
 

@@ -1034,6 +1034,8 @@ class MlflowTracker:
             each ``log_metrics`` call).
         artifact_location: for a new experiment; default beside a SQLite database, else the
             server's choice.
+        resume_run_id: continue this existing run (set RUNNING again, metrics appended)
+            instead of creating one.
 
     Metrics are buffered and sent with ``log_batch`` (<= 1000 values per call) by a
     background daemon thread (one per run, started on the first due send), so logging does
@@ -1060,6 +1062,7 @@ class MlflowTracker:
         flush_every: int = 1000,
         flush_seconds: float = 5.0,
         artifact_location: str | None = None,
+        resume_run_id: str | None = None,
     ) -> None:
         if flush_every < 1:
             raise ValueError(f"flush_every must be a positive integer, got {flush_every}")
@@ -1080,14 +1083,24 @@ class MlflowTracker:
             self.experiment_id = _get_or_create_experiment(
                 self._client, uri, experiment_name, artifact_location
             )
-            run = _with_retry(
-                self._client.create_run,
-                self.experiment_id,
-                tags=_run_tags(tags, parent_run_id),
-                run_name=run_name,
-                retries=retries,
-                what="create run",
-            )
+            if resume_run_id is None:
+                run = _with_retry(
+                    self._client.create_run,
+                    self.experiment_id,
+                    tags=_run_tags(tags, parent_run_id),
+                    run_name=run_name,
+                    retries=retries,
+                    what="create run",
+                )
+            else:  # continue an existing run: RUNNING again, its history kept
+                run = self._client.get_run(resume_run_id)
+                _with_retry(
+                    self._client.update_run,
+                    resume_run_id,
+                    status="RUNNING",
+                    retries=retries,
+                    what="reopen run",
+                )
         except TrackingError:
             raise
         except Exception as e:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from mlpx.backend import is_numpy
+from mlpx.checkpoint import Checkpointer, TrainState
 from mlpx.config import TrainerSettings
 from mlpx.data import Dataset, iterate_minibatches
 from mlpx.model import MLP, Gradients
@@ -82,6 +83,21 @@ def _show_progress(setting: str) -> bool:
     return setting == "true"
 
 
+class Interrupted(RuntimeError):
+    """Training stopped on SIGINT/SIGTERM after finishing its step; a checkpoint was written."""
+
+    def __init__(self, signum: int, epoch: int, step: int, checkpoint: Any) -> None:
+        self.signum, self.epoch, self.step, self.checkpoint = signum, epoch, step, checkpoint
+        super().__init__(f"interrupted by signal {signum} in epoch {epoch} after step {step}")
+
+
+class StopRequest:
+    """Set by a signal handler; ``fit`` checks it after every step."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+
 def fit(
     model: MLP,
     optimizer: Optimizer,
@@ -92,20 +108,29 @@ def fit(
     rng: np.random.Generator | None = None,
     clip_norm: float | None = None,
     log_grad_norms: bool = True,
+    checkpointer: Checkpointer | None = None,
+    resume: TrainState | None = None,
+    stop: StopRequest | None = None,
 ) -> FitResult:
     """Train ``model`` on ``data.X_train`` with ``optimizer``; evaluate and log as it goes.
 
     ``rng`` (default: seeded with ``cfg.seed``) orders the mini-batches; pass the generator
-    that initialised the model so one seed drives the whole run. Raises
-    :class:`DivergenceError` when the loss or the gradients stop being finite (checked
-    every step on NumPy; on other backends at each logging step and epoch end, so that a
-    GPU never waits for the host in between).
+    that initialised the model so one seed drives the whole run. ``checkpointer`` writes a
+    checkpoint every ``cfg.checkpoint_every`` epochs, at the end and on interruption;
+    ``resume`` (from :meth:`mlpx.checkpoint.Checkpoint.restore`) continues a run exactly
+    where it stopped, mid-epoch included. When ``stop.signum`` is set (by a signal handler)
+    the current step finishes, a checkpoint is written and :class:`Interrupted` is raised.
+
+    Raises :class:`DivergenceError` when the loss or the gradients stop being finite
+    (checked every step on NumPy; on other backends at each logging step and epoch end, so
+    that a GPU never waits for the host in between).
     """
     tracker = tracker or NullTracker()
     rng = rng if rng is not None else np.random.default_rng(cfg.seed)
     es = cfg.early_stopping
     show = _show_progress(cfg.progress)
-    result = FitResult()
+    st = resume if resume is not None else TrainState()
+    result = FitResult(history=st.history)
     hist = result.history
 
     def log(metrics: dict[str, float], step: int) -> None:
@@ -129,97 +154,125 @@ def fit(
     params = model.parameters()
     n = X_train.shape[0]
     g: Gradients | None = None
-    step, best, best_state, waited = 0, math.nan, None, 0
-    window_loss, window_steps = 0.0, 0
     start = time.perf_counter()
-    for epoch in range(1, cfg.epochs + 1):
-        t0 = time.perf_counter()
-        # Sums stay on the device (0-d arrays) until they are logged.
-        epoch_loss, epoch_correct = 0.0, 0
-        batches = list(iterate_minibatches(n, cfg.batch_size, rng, cfg.shuffle))
-        if not fast:  # the epoch's order goes to the device once, then is sliced there
-            order = backend.asarray(np.concatenate(batches))
-            ends = np.cumsum([len(idx) for idx in batches]).tolist()
-        for b, idx in enumerate(batches):
-            if fast:
-                Xb, yb = X_train[idx], y_train[idx]
+    result.stopped_early = st.stopped
+    # Overflow and NaN are caught by the divergence guard with one clear line; NumPy's own
+    # warnings about them would only add noise.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for epoch in range(st.epoch + 1, 0 if st.stopped else cfg.epochs + 1):
+            t0 = time.perf_counter()
+            if st.pending:  # resuming inside an epoch: its order and sums were saved
+                batches, sums = st.pending, st.sums
             else:
-                rows = order[ends[b] - len(idx) : ends[b]]
-                Xb, yb = xp.take(X_train, rows, axis=0), xp.take(y_train, rows, axis=0)
-            loss, g = model.batch_loss_and_grads(Xb, yb, out=g)
-            if fast and not math.isfinite(loss):
-                raise _diverged(epoch, step + 1, "train/loss", float(loss), optimizer.lr)
-            hits = xp.argmax(model._f[-1], axis=1) == yb
-            if fast:
-                epoch_correct += int(np.count_nonzero(hits))
-            else:
-                epoch_correct = epoch_correct + xp.sum(xp.astype(hits, xp.int64))
-            epoch_loss = epoch_loss + loss * len(idx)
-            window_loss = window_loss + loss
-            window_steps += 1
-            log_now = (step + 1) % cfg.log_every_n_steps == 0
-            norms = _grad_norms(g) if (log_now and log_grad_norms) else None
-            if clip_norm is not None:
-                total = clip_grad_norm(g.parameters(), clip_norm)
-                if not math.isfinite(total):
-                    raise _diverged(epoch, step + 1, "the gradient norm", total, optimizer.lr)
-            optimizer.step(params, g.parameters())
-            step += 1
-            if log_now:
-                metrics = {"train/loss": float(window_loss) / window_steps}
-                if not math.isfinite(metrics["train/loss"]):
-                    raise _diverged(epoch, step, "train/loss", metrics["train/loss"], optimizer.lr)
-                if norms is not None:
-                    if not math.isfinite(norms["grad_norm/global"]):
+                batches = list(iterate_minibatches(n, cfg.batch_size, rng, cfg.shuffle))
+                sums = {"loss": 0.0, "correct": 0.0, "window_loss": 0.0, "window_steps": 0.0}
+            st.pending, st.sums = [], {}
+            # Sums stay on the device (0-d arrays) until they are logged.
+            epoch_loss, epoch_correct = sums["loss"], sums["correct"]
+            window_loss, window_steps = sums["window_loss"], int(sums["window_steps"])
+            if not fast:  # the epoch's order goes to the device once, then is sliced there
+                order = backend.asarray(np.concatenate(batches))
+                ends = np.cumsum([len(idx) for idx in batches]).tolist()
+            for b, idx in enumerate(batches):
+                if fast:
+                    Xb, yb = X_train[idx], y_train[idx]
+                else:
+                    rows = order[ends[b] - len(idx) : ends[b]]
+                    Xb, yb = xp.take(X_train, rows, axis=0), xp.take(y_train, rows, axis=0)
+                loss, g = model.batch_loss_and_grads(Xb, yb, out=g)
+                step = st.step + 1
+                if fast and not math.isfinite(loss):
+                    raise _diverged(epoch, step, "train/loss", float(loss), optimizer.lr)
+                hits = xp.argmax(model._f[-1], axis=1) == yb
+                if fast:
+                    epoch_correct += int(np.count_nonzero(hits))
+                else:
+                    epoch_correct = epoch_correct + xp.sum(xp.astype(hits, xp.int64))
+                epoch_loss = epoch_loss + loss * len(idx)
+                window_loss = window_loss + loss
+                window_steps += 1
+                log_now = step % cfg.log_every_n_steps == 0
+                norms = _grad_norms(g) if (log_now and log_grad_norms) else None
+                if clip_norm is not None:
+                    total = clip_grad_norm(g.parameters(), clip_norm)
+                    if not math.isfinite(total):
+                        raise _diverged(epoch, step, "the gradient norm", total, optimizer.lr)
+                optimizer.step(params, g.parameters())
+                st.step = step
+                if log_now:
+                    metrics = {"train/loss": float(window_loss) / window_steps}
+                    if not math.isfinite(metrics["train/loss"]):
                         raise _diverged(
-                            epoch,
-                            step,
-                            "the gradient norm",
-                            norms["grad_norm/global"],
-                            optimizer.lr,
+                            epoch, step, "train/loss", metrics["train/loss"], optimizer.lr
                         )
-                    metrics.update(norms)
-                log(metrics, step)
-                window_loss, window_steps = 0.0, 0
-        window_loss, window_steps = 0.0, 0
-        epoch_loss = float(epoch_loss) / n
-        if not math.isfinite(epoch_loss):
-            raise _diverged(epoch, step, "train/loss", epoch_loss, optimizer.lr)
-        metrics = {
-            "train/loss": epoch_loss,
-            "train/accuracy": int(epoch_correct) / n,
-            "epoch": float(epoch),
-            "lr": float(optimizer.lr),
-        }
-        evaluate = epoch % cfg.eval_every == 0 or epoch == cfg.epochs
-        if evaluate and has_val:
-            val_loss, val_acc = model.evaluate(X_val, y_val, validate=False)
-            metrics.update({"val/loss": val_loss, "val/accuracy": val_acc})
-        log(metrics, step)
-        result.epochs_run, result.steps = epoch, step
-        if show:
-            shown = "  ".join(
-                f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith(("train/", "val/"))
-            )
-            print(
-                f"epoch {epoch:>3}/{cfg.epochs}  {shown}  {time.perf_counter() - t0:.2f}s",
-                file=sys.stderr,
-            )
-        if evaluate and es.monitor in metrics:
-            value = metrics[es.monitor]
-            if _improved(value, best, es.mode, es.min_delta):
-                best, waited, result.best_epoch = value, 0, epoch
-                if es.patience and es.restore_best:
-                    best_state = [xp.asarray(p, copy=True) for p in params]
-            else:
-                waited += 1
-                if es.patience and waited >= es.patience:
-                    result.stopped_early = True
-                    break
+                    if norms is not None:
+                        if not math.isfinite(norms["grad_norm/global"]):
+                            raise _diverged(
+                                epoch,
+                                step,
+                                "the gradient norm",
+                                norms["grad_norm/global"],
+                                optimizer.lr,
+                            )
+                        metrics.update(norms)
+                    log(metrics, step)
+                    window_loss, window_steps = 0.0, 0
+                if stop is not None and stop.signum is not None:
+                    st.pending = batches[b + 1 :]
+                    st.sums = {
+                        "loss": float(epoch_loss),
+                        "correct": float(epoch_correct),
+                        "window_loss": float(window_loss),
+                        "window_steps": float(window_steps),
+                    }
+                    st.epoch = epoch - 1
+                    path = checkpointer.save(model, optimizer, rng, st) if checkpointer else None
+                    raise Interrupted(stop.signum, epoch, step, path)
+            epoch_loss = float(epoch_loss) / n
+            if not math.isfinite(epoch_loss):
+                raise _diverged(epoch, st.step, "train/loss", epoch_loss, optimizer.lr)
+            metrics = {
+                "train/loss": epoch_loss,
+                "train/accuracy": int(epoch_correct) / n,
+                "epoch": float(epoch),
+                "lr": float(optimizer.lr),
+            }
+            evaluate = epoch % cfg.eval_every == 0 or epoch == cfg.epochs
+            if evaluate and has_val:
+                val_loss, val_acc = model.evaluate(X_val, y_val, validate=False)
+                metrics.update({"val/loss": val_loss, "val/accuracy": val_acc})
+            log(metrics, st.step)
+            st.epoch = epoch
+            if show:
+                shown = "  ".join(
+                    f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith(("train/", "val/"))
+                )
+                print(
+                    f"epoch {epoch:>3}/{cfg.epochs}  {shown}  {time.perf_counter() - t0:.2f}s",
+                    file=sys.stderr,
+                )
+            stopping = False
+            if evaluate and es.monitor in metrics:
+                value = metrics[es.monitor]
+                if _improved(value, st.best, es.mode, es.min_delta):
+                    st.best, st.waited, st.best_epoch = value, 0, epoch
+                    if es.patience and es.restore_best:
+                        st.best_params = [xp.asarray(p, copy=True) for p in params]
+                else:
+                    st.waited += 1
+                    stopping = bool(es.patience and st.waited >= es.patience)
+            st.stopped = stopping
+            last = stopping or epoch == cfg.epochs
+            if checkpointer is not None and (checkpointer.due(epoch) or last):
+                checkpointer.save(model, optimizer, rng, st)
+            if stopping:
+                result.stopped_early = True
+                break
+    result.epochs_run, result.steps, result.best_epoch = st.epoch, st.step, st.best_epoch
     final: dict[str, float] = {}
-    if result.stopped_early and best_state is not None:
-        for p, saved in zip(params, best_state):
-            p[...] = saved
+    if result.stopped_early and st.best_params is not None:
+        for p, saved in zip(params, st.best_params):
+            p[...] = saved if fast else backend.asarray(saved)
         if has_val:  # the objective below must describe the restored weights
             final["val/loss"], final["val/accuracy"] = model.evaluate(X_val, y_val, validate=False)
     result.seconds = time.perf_counter() - start
@@ -227,7 +280,7 @@ def fit(
     if data.X_test.shape[0] > 0:
         test_loss, test_acc = model.evaluate(data.X_test, data.y_test)
         result.test = {"test/loss": test_loss, "test/accuracy": test_acc}
-        log(result.test, step)
+        log(result.test, st.step)
     final.update(result.test)
     result.objective = final.get(cfg.objective, result.last(cfg.objective))
     return result

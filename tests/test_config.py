@@ -15,7 +15,7 @@ from mlpx.config import ConfigError, settings_from_dict
 
 CONF = Path(config_dir())
 GROUPS = ["model", "optimizer", "dataset", "backend", "trainer", "logger", "experiment"]
-OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((CONF / g).glob("*.yaml"))]
+OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((CONF / g).glob("[!_]*.yaml"))]
 
 
 def _cuda_visible() -> bool:

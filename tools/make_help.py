@@ -60,7 +60,7 @@ def option_lines() -> list[str]:
     lines = []
     for group in GROUPS:
         lines.append(f"    {group}:")
-        for f in sorted((CONF / group).glob("*.yaml")):
+        for f in sorted((CONF / group).glob("[!_]*.yaml")):
             lines.append(f"      {f.stem:<20} {first_comment(f)}")
     return lines
 
