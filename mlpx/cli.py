@@ -240,6 +240,13 @@ def run(cfg: DictConfig) -> float:
                     file=sys.stderr,
                 )
             print(f"mlpx: {settings.run_name()} on {data!r}: {model!r}", file=sys.stderr)
+            if settings.mode == "gradcheck":
+                value = _gradcheck(settings, model, data, tracker)
+                status = "FINISHED"
+                return value
+            an = settings.analysis
+            if an.sanity_checks.enabled and checkpoint is None:
+                _sanity_checks(settings, model, data, tracker)
             result = fit(
                 model,
                 optimizer,
@@ -252,9 +259,12 @@ def run(cfg: DictConfig) -> float:
                 checkpointer=checkpointer,
                 resume=state,
                 stop=stop,
+                health_metrics=an.health_metrics,
             )
-        if settings.logger.log_figures and settings.logger.name != "none":
+        draw = settings.logger.log_figures and settings.logger.name != "none"
+        if draw:
             _log_figures(tracker, result.history)
+        _post_training_analyses(settings, model, data, tracker, result, draw)
         tracker.set_tags(
             {"best_epoch": str(result.best_epoch), "stopped_early": str(result.stopped_early)}
         )
@@ -291,6 +301,80 @@ def run(cfg: DictConfig) -> float:
         raise
     finally:
         tracker.finish(status, error=error)
+
+
+def _gradcheck(settings: Settings, model: Any, data: Any, tracker: Any) -> float:
+    """mode=gradcheck: every delta against finite differences; a failure is a UserError."""
+    import numpy as np
+
+    from mlpx.analysis import log_gradcheck
+    from mlpx.gradcheck import gradcheck
+
+    gc = settings.analysis.gradcheck
+    tracker.set_tags({"mode": "gradcheck"})
+    report = gradcheck(
+        model,
+        data.X_train[: gc.samples],
+        data.y_train[: gc.samples],
+        eps=gc.eps,
+        max_params_per_layer=gc.max_params_per_layer,
+        rng=np.random.default_rng(settings.trainer.seed),
+    )
+    print(report.to_markdown(gc.threshold))
+    log_gradcheck(tracker, report, gc.threshold)
+    if not report.ok(gc.threshold):
+        w = report.worst()
+        where = "x" if w["layer"] == 0 else f"layer {w['layer']}"
+        raise UserError(
+            f"gradient check failed: {w['quantity']} of {where} has relative error "
+            f"{w['rel_error']:.2e} > analysis.gradcheck.threshold={gc.threshold:g}"
+        )
+    return float(report.max_error)
+
+
+def _sanity_checks(settings: Settings, model: Any, data: Any, tracker: Any) -> None:
+    """Initial loss near ln C and overfitting 20 samples, on a copy; logged, never fatal."""
+    from mlpx.analysis import log_sanity_checks, sanity_checks
+
+    sc = settings.analysis.sanity_checks
+    results = sanity_checks(
+        model,
+        data.X_train,
+        data.y_train,
+        loss_tolerance=sc.loss_tolerance,
+        n_samples=sc.overfit_samples,
+        max_steps=sc.overfit_steps,
+    )
+    log_sanity_checks(tracker, results, step=0)
+    for r in results:
+        print(f"mlpx: sanity check {r}", file=sys.stderr)
+
+
+def _post_training_analyses(
+    settings: Settings, model: Any, data: Any, tracker: Any, result: Any, draw: bool
+) -> None:
+    """Input gradients (saliency, FGSM, class images) and the analysis figures."""
+    an = settings.analysis
+    if not (an.saliency or an.adversarial.enabled or an.class_visualisation.enabled or an.figures):
+        return
+    from mlpx.analysis import log_analyses
+
+    cv = an.class_visualisation
+    log_analyses(
+        tracker,
+        model,
+        data,
+        history=result.history,
+        step=result.steps,
+        saliency_maps=an.saliency,
+        adversarial_epsilons=an.adversarial.epsilons if an.adversarial.enabled else None,
+        adversarial_clip=an.adversarial.clip,
+        class_images=(
+            {"steps": cv.steps, "lr": cv.lr, "norm_bound": cv.norm_bound} if cv.enabled else None
+        ),
+        figures=an.figures,
+        draw=draw,
+    )
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from mlpx.backend import BACKENDS, DTYPES, BackendError, get_backend
 from mlpx.init import INITIALIZERS
 
 LOGGERS = ("mlflow", "none")
-MODES = ("train",)
+MODES = ("train", "gradcheck")
 PROGRESS = ("auto", "true", "false")
 METRICS = ("val/loss", "val/accuracy", "train/loss", "train/accuracy")
 DIRECTIONS = ("minimize", "maximize")
@@ -377,6 +377,118 @@ def logger_settings(lg: dict[str, Any]) -> LoggerSettings:
 
 
 @dataclass(frozen=True)
+class SanityChecks:
+    enabled: bool = True
+    loss_tolerance: float = 0.5
+    overfit_samples: int = 20
+    overfit_steps: int = 1000
+
+
+@dataclass(frozen=True)
+class GradcheckSettings:
+    samples: int = 8
+    eps: float = 1e-6
+    threshold: float = 1e-6
+    max_params_per_layer: int | None = 200
+
+
+@dataclass(frozen=True)
+class Adversarial:
+    enabled: bool = True
+    epsilons: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3)
+    clip: bool = True
+
+
+@dataclass(frozen=True)
+class ClassVisualisation:
+    enabled: bool = True
+    steps: int = 100
+    lr: float = 0.1
+    norm_bound: float | None = None
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """``analysis`` group: what backprop tells you (health metrics, checks, input gradients)."""
+
+    health_metrics: bool = True
+    sanity_checks: SanityChecks = field(default_factory=SanityChecks)
+    gradcheck: GradcheckSettings = field(default_factory=GradcheckSettings)
+    saliency: bool = True
+    adversarial: Adversarial = field(default_factory=Adversarial)
+    class_visualisation: ClassVisualisation = field(default_factory=ClassVisualisation)
+    figures: bool = True
+
+
+def _sub(a: dict[str, Any], name: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    section = a.get(name) or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"analysis.{name} must be a mapping, got {section!r}")
+    _only(section, f"analysis.{name}", keys)
+    return section
+
+
+def analysis_settings(a: dict[str, Any]) -> AnalysisSettings:
+    """Check the analysis group (every key typed and in range, unknown keys refused)."""
+    keys = ("health_metrics", "sanity_checks", "gradcheck", "saliency", "adversarial")
+    _only(a, "analysis", (*keys, "class_visualisation", "figures"))
+    d = AnalysisSettings()
+    sc = _sub(a, "sanity_checks", ("enabled", "loss_tolerance", "overfit_samples", "overfit_steps"))
+    gc = _sub(a, "gradcheck", ("samples", "eps", "threshold", "max_params_per_layer"))
+    ad = _sub(a, "adversarial", ("enabled", "epsilons", "clip"))
+    cv = _sub(a, "class_visualisation", ("enabled", "steps", "lr", "norm_bound"))
+    k = "analysis.sanity_checks"
+    sanity = SanityChecks(
+        enabled=_bool(f"{k}.enabled", sc.get("enabled", True)),
+        loss_tolerance=_number(f"{k}.loss_tolerance", sc.get("loss_tolerance", 0.5), positive=True),
+        overfit_samples=_int(f"{k}.overfit_samples", sc.get("overfit_samples", 20), 1),
+        overfit_steps=_int(f"{k}.overfit_steps", sc.get("overfit_steps", 1000), 1),
+    )
+    max_params = gc.get("max_params_per_layer", 200)
+    grad = GradcheckSettings(
+        samples=_int("analysis.gradcheck.samples", gc.get("samples", 8), 1),
+        eps=_number("analysis.gradcheck.eps", gc.get("eps", 1e-6), positive=True),
+        threshold=_number("analysis.gradcheck.threshold", gc.get("threshold", 1e-6), positive=True),
+        max_params_per_layer=None
+        if max_params is None
+        else _int("analysis.gradcheck.max_params_per_layer", max_params, 1),
+    )
+    if grad.eps >= 1e-2:
+        raise ConfigError(f"analysis.gradcheck.eps must be below 0.01, got {grad.eps:g}")
+    eps_list = ad.get("epsilons", list(d.adversarial.epsilons))
+    if not isinstance(eps_list, list):
+        raise ConfigError(f"analysis.adversarial.epsilons must be a list, got {eps_list!r}")
+    epsilons = tuple(
+        _number(f"analysis.adversarial.epsilons[{i}]", e, minimum=0.0)
+        for i, e in enumerate(eps_list)
+    )
+    adversarial = Adversarial(
+        enabled=_bool("analysis.adversarial.enabled", ad.get("enabled", True)),
+        epsilons=epsilons,
+        clip=_bool("analysis.adversarial.clip", ad.get("clip", True)),
+    )
+    if adversarial.enabled and not epsilons:
+        raise ConfigError("analysis.adversarial.epsilons must not be empty when enabled")
+    bound = cv.get("norm_bound")
+    k = "analysis.class_visualisation"
+    visual = ClassVisualisation(
+        enabled=_bool(f"{k}.enabled", cv.get("enabled", True)),
+        steps=_int(f"{k}.steps", cv.get("steps", 100), 1),
+        lr=_number(f"{k}.lr", cv.get("lr", 0.1), positive=True),
+        norm_bound=None if bound is None else _number(f"{k}.norm_bound", bound, positive=True),
+    )
+    return AnalysisSettings(
+        health_metrics=_bool("analysis.health_metrics", a.get("health_metrics", True)),
+        sanity_checks=sanity,
+        gradcheck=grad,
+        saliency=_bool("analysis.saliency", a.get("saliency", True)),
+        adversarial=adversarial,
+        class_visualisation=visual,
+        figures=_bool("analysis.figures", a.get("figures", True)),
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole validated run configuration."""
 
@@ -386,6 +498,7 @@ class Settings:
     backend: BackendSettings
     trainer: TrainerSettings
     logger: LoggerSettings
+    analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
     mode: str = "train"
 
     def run_name(self) -> str:
@@ -393,7 +506,17 @@ class Settings:
         return f"{self.optimizer.tag}-{self.model.tag}"
 
 
-TOP_KEYS = ("model", "optimizer", "dataset", "backend", "trainer", "logger", "mode", "experiment")
+TOP_KEYS = (
+    "model",
+    "optimizer",
+    "dataset",
+    "backend",
+    "trainer",
+    "logger",
+    "analysis",
+    "mode",
+    "experiment",
+)
 
 
 def settings_from_dict(cfg: dict[str, Any]) -> Settings:
@@ -408,5 +531,6 @@ def settings_from_dict(cfg: dict[str, Any]) -> Settings:
         backend=backend_settings(_section(cfg, "backend")),
         trainer=trainer_settings(_section(cfg, "trainer")),
         logger=logger_settings(_section(cfg, "logger")),
+        analysis=analysis_settings(cfg["analysis"]) if "analysis" in cfg else AnalysisSettings(),
         mode=_choice("mode", cfg.get("mode", "train"), MODES),
     )

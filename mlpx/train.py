@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from mlpx import analysis
 from mlpx.backend import is_numpy
 from mlpx.checkpoint import Checkpointer, TrainState
 from mlpx.config import TrainerSettings
@@ -111,6 +112,7 @@ def fit(
     checkpointer: Checkpointer | None = None,
     resume: TrainState | None = None,
     stop: StopRequest | None = None,
+    health_metrics: bool = False,
 ) -> FitResult:
     """Train ``model`` on ``data.X_train`` with ``optimizer``; evaluate and log as it goes.
 
@@ -120,6 +122,8 @@ def fit(
     ``resume`` (from :meth:`mlpx.checkpoint.Checkpoint.restore`) continues a run exactly
     where it stopped, mid-epoch included. When ``stop.signum`` is set (by a signal handler)
     the current step finishes, a checkpoint is written and :class:`Interrupted` is raised.
+    ``health_metrics`` adds :func:`mlpx.analysis.health_metrics` (per-layer weight norms,
+    update ratios, delta_a norms, activation statistics) at every logging step.
 
     Raises :class:`DivergenceError` when the loss or the gradients stop being finite
     (checked every step on NumPy; on other backends at each logging step and epoch end, so
@@ -168,7 +172,7 @@ def fit(
                 sums = {"loss": 0.0, "correct": 0.0, "window_loss": 0.0, "window_steps": 0.0}
             st.pending, st.sums = [], {}
             # Sums stay on the device (0-d arrays) until they are logged.
-            epoch_loss, epoch_correct = sums["loss"], sums["correct"]
+            epoch_loss, epoch_correct = sums["loss"], int(sums["correct"])
             window_loss, window_steps = sums["window_loss"], int(sums["window_steps"])
             if not fast:  # the epoch's order goes to the device once, then is sliced there
                 order = backend.asarray(np.concatenate(batches))
@@ -193,6 +197,8 @@ def fit(
                 window_steps += 1
                 log_now = step % cfg.log_every_n_steps == 0
                 norms = _grad_norms(g) if (log_now and log_grad_norms) else None
+                # The health metrics read this batch's forward cache and need W before the step.
+                before = analysis.weight_snapshot(model) if (log_now and health_metrics) else None
                 if clip_norm is not None:
                     total = clip_grad_norm(g.parameters(), clip_norm)
                     if not math.isfinite(total):
@@ -215,6 +221,8 @@ def fit(
                                 optimizer.lr,
                             )
                         metrics.update(norms)
+                    if before is not None:
+                        metrics.update(analysis.health_metrics(model, g, before=before))
                     log(metrics, step)
                     window_loss, window_steps = 0.0, 0
                 if stop is not None and stop.signum is not None:

@@ -76,7 +76,34 @@ def test_default_run_reaches_95_percent_and_records_everything(tmp_path: Path) -
         "config/overrides.yaml",
         "figures/learning_curves.png",
         "figures/grad_norms.png",
+        # analysis=default
+        "figures/grad_norm_heatmap.png",
+        "figures/confusion_matrix.png",
+        "figures/activation_histograms.png",
+        "figures/saliency.png",
+        "figures/adversarial.png",
+        "figures/class_visualisation.png",
     } <= artifacts
+    # analysis=default: health metrics at the gradient-norm cadence, checks, FGSM
+    for key in ["weight_norm", "update_ratio", "delta_a_norm", "activation_mean", "dead_units"]:
+        assert len(c.get_metric_history(rid, f"{key}/layer_1")) == steps // 50, key
+    assert metrics["sanity/initial_loss/passed"] == 1.0
+    assert metrics["sanity/overfit/passed"] == 1.0
+    fgsm = [metrics[f"adversarial/accuracy_eps_{e}"] for e in ("0", "0.05", "0.1", "0.2", "0.3")]
+    assert fgsm == sorted(fgsm, reverse=True) and fgsm[0] == metrics["test/accuracy"]
+
+
+def test_gradcheck_mode_prints_the_table_and_logs_it(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = mlpx(tmp_path, "mode=gradcheck", f"logger.tracking_uri={uri}", "model.activation=tanh")
+    assert proc.returncode == 0, proc.stderr
+    assert "| 1 | delta_W |" in proc.stdout and "PASS" in proc.stdout
+    (run,) = runs_of(uri)
+    assert run.data.tags["mode"] == "gradcheck" and run.info.status == "FINISHED"
+    assert run.data.metrics["gradcheck/max_rel_error"] < 1e-6
+    strict = mlpx(tmp_path, "mode=gradcheck", "logger=none", "analysis.gradcheck.threshold=1e-15")
+    assert strict.returncode == 2
+    assert "gradient check failed" in strict.stderr
 
 
 def test_tracking_uri_setting_and_overrides_in_the_run(tmp_path: Path) -> None:

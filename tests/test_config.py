@@ -14,7 +14,7 @@ from mlpx.cli import config_dir
 from mlpx.config import ConfigError, settings_from_dict
 
 CONF = Path(config_dir())
-GROUPS = ["model", "optimizer", "dataset", "backend", "trainer", "logger", "experiment"]
+GROUPS = ["model", "optimizer", "dataset", "backend", "trainer", "logger", "analysis", "experiment"]
 OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((CONF / g).glob("[!_]*.yaml"))]
 
 
