@@ -80,6 +80,7 @@ def make_tracker(
     sweep_dir: str | None,
     suffix: str,
     resume_run_id: str | None = None,
+    config_hash: str | None = None,
 ):
     """An MLflow tracker for the run (a child of the sweep's parent run), or a NullTracker.
 
@@ -106,6 +107,10 @@ def make_tracker(
         "dtype": settings.backend.dtype,
         "optimizer": settings.optimizer.name,
     }
+    if config_hash:
+        from mlpx.sweep import CONFIG_HASH_TAG
+
+        tags[CONFIG_HASH_TAG] = config_hash
     tags.update(environment_tags())
     if resume_run_id is not None:
         tracker = MlflowTracker(uri, lg.experiment_name, None, resume_run_id=resume_run_id)
@@ -170,7 +175,7 @@ def run(cfg: DictConfig) -> float:
     raise :class:`UserError` with one line; the MLflow run, if one was started, is ended
     FAILED (or KILLED on Ctrl-C) so nothing is left RUNNING.
     """
-    _, sweep_dir, job_dir, suffix = _hydra_context()
+    multirun, sweep_dir, job_dir, suffix = _hydra_context()
     try:
         container = OmegaConf.to_container(cfg, resolve=True)
         settings = settings_from_dict(container)
@@ -178,6 +183,19 @@ def run(cfg: DictConfig) -> float:
         raise UserError(str(exc)) from None
     except Exception as exc:  # interpolation errors and the like
         raise UserError(f"the config could not be resolved: {exc}") from None
+
+    from mlpx.sweep import config_hash, reuse_finished_run
+
+    chash = config_hash(container)
+    lg = settings.logger
+    if multirun and lg.name == "mlflow" and not settings.sweep.force:
+        try:
+            reused = reuse_finished_run(lg.tracking_uri, lg.experiment_name, chash, sweep_dir)
+        except Exception as exc:  # the lookup only saves time: train when it fails
+            print(f"mlpx: warning: could not look for a finished run: {exc}", file=sys.stderr)
+            reused = None
+        if reused is not None:
+            return reused[1]
 
     import numpy as np
 
@@ -219,7 +237,9 @@ def run(cfg: DictConfig) -> float:
         raise UserError(str(exc)) from None
     resume_run = _reachable_run(checkpoint, settings) if checkpoint else None
     try:
-        tracker = make_tracker(settings, flatten(container), sweep_dir, suffix, resume_run)
+        tracker = make_tracker(
+            settings, flatten(container), sweep_dir, suffix, resume_run, config_hash=chash
+        )
     except TrackingError as exc:
         raise UserError(str(exc)) from None
 
@@ -265,6 +285,7 @@ def run(cfg: DictConfig) -> float:
         if draw:
             _log_figures(tracker, result.history)
         _post_training_analyses(settings, model, data, tracker, result, draw)
+        tracker.log_metrics({"objective": result.objective}, step=result.steps)
         tracker.set_tags(
             {"best_epoch": str(result.best_epoch), "stopped_early": str(result.stopped_early)}
         )
@@ -498,12 +519,16 @@ def worst_objective(direction: str) -> float:
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
 def main(cfg: DictConfig) -> float:
     """Hydra's entry point: one job of a run or a sweep."""
+    from mlpx.sweep import sweep_switches
+
     multirun = _hydra_context()[0]
     try:
         return run(cfg)
     except UserError as exc:
         print(_error_line(str(exc)), file=sys.stderr)
-        if multirun:  # the sweep goes on with the other jobs
+        if multirun and sweep_switches(cfg)[1]:
+            print("mlpx: sweep.stop_on_failure=true: stopping the sweep", file=sys.stderr)
+        elif multirun:  # the sweep goes on with the other jobs
             direction = OmegaConf.select(cfg, "trainer.direction", default="maximize")
             return worst_objective(str(direction))
         sys.exit(2)

@@ -489,6 +489,22 @@ def analysis_settings(a: dict[str, Any]) -> AnalysisSettings:
 
 
 @dataclass(frozen=True)
+class SweepSettings:
+    """``sweep`` group: how a multirun treats configs already run, and failures."""
+
+    force: bool = False
+    stop_on_failure: bool = False
+
+
+def sweep_settings(sw: dict[str, Any]) -> SweepSettings:
+    _only(sw, "sweep", ("force", "stop_on_failure"))
+    return SweepSettings(
+        force=_bool("sweep.force", sw.get("force", False)),
+        stop_on_failure=_bool("sweep.stop_on_failure", sw.get("stop_on_failure", False)),
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole validated run configuration."""
 
@@ -500,6 +516,7 @@ class Settings:
     logger: LoggerSettings
     analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
     mode: str = "train"
+    sweep: SweepSettings = field(default_factory=SweepSettings)
 
     def run_name(self) -> str:
         """What varies, e.g. ``adam-lr0.001-w128x64-relu``."""
@@ -516,6 +533,7 @@ TOP_KEYS = (
     "analysis",
     "mode",
     "experiment",
+    "sweep",
 )
 
 
@@ -533,4 +551,5 @@ def settings_from_dict(cfg: dict[str, Any]) -> Settings:
         logger=logger_settings(_section(cfg, "logger")),
         analysis=analysis_settings(cfg["analysis"]) if "analysis" in cfg else AnalysisSettings(),
         mode=_choice("mode", cfg.get("mode", "train"), MODES),
+        sweep=sweep_settings(_section(cfg, "sweep") if "sweep" in cfg else {}),
     )

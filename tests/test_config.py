@@ -14,7 +14,18 @@ from mlpx.cli import config_dir
 from mlpx.config import ConfigError, settings_from_dict
 
 CONF = Path(config_dir())
-GROUPS = ["model", "optimizer", "dataset", "backend", "trainer", "logger", "analysis", "experiment"]
+GROUPS = [
+    "model",
+    "optimizer",
+    "dataset",
+    "backend",
+    "trainer",
+    "logger",
+    "analysis",
+    "experiment",
+    "sweep",
+    "hparams_search",
+]
 OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((CONF / g).glob("[!_]*.yaml"))]
 
 
@@ -48,8 +59,10 @@ def test_every_option_composes_and_validates(group: str, option: str) -> None:
         return
     if (group, option) == ("backend", "torch"):
         pytest.importorskip("torch")
+    if group == "hparams_search":
+        pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     settings = settings_from_dict(composed(*overrides))
-    if group == "experiment":
+    if group in ("experiment", "hparams_search"):
         return
     chosen = getattr(settings, group)
     if group in ("optimizer", "dataset", "backend", "logger"):

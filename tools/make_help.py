@@ -10,7 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
-GROUPS = ["model", "optimizer", "dataset", "backend", "trainer", "logger", "analysis", "experiment"]
+GROUPS = [
+    "model",
+    "optimizer",
+    "dataset",
+    "backend",
+    "trainer",
+    "logger",
+    "analysis",
+    "experiment",
+    "sweep",
+    "hparams_search",
+]
 
 HEADER = """\
 # The text of `mlpx --help`, made by tools/make_help.py: every option of every group with the
