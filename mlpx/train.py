@@ -206,11 +206,12 @@ def fit(
                 optimizer.step(params, g.parameters())
                 st.step = step
                 if log_now:
-                    metrics = {"train/loss": float(window_loss) / window_steps}
-                    if not math.isfinite(metrics["train/loss"]):
-                        raise _diverged(
-                            epoch, step, "train/loss", metrics["train/loss"], optimizer.lr
-                        )
+                    window = float(window_loss) / window_steps
+                    if not math.isfinite(window):
+                        raise _diverged(epoch, step, "train/loss", window, optimizer.lr)
+                    # On an epoch's last step the epoch mean below is train/loss at this step.
+                    last_batch = b == len(batches) - 1
+                    metrics = {} if last_batch else {"train/loss": window}
                     if norms is not None:
                         if not math.isfinite(norms["grad_norm/global"]):
                             raise _diverged(
@@ -283,6 +284,8 @@ def fit(
             p[...] = saved if fast else backend.asarray(saved)
         if has_val:  # the objective below must describe the restored weights
             final["val/loss"], final["val/accuracy"] = model.evaluate(X_val, y_val, validate=False)
+        if checkpointer is not None:  # the last checkpoint holds the weights that are tested
+            checkpointer.save(model, optimizer, rng, st)
     result.seconds = time.perf_counter() - start
 
     if data.X_test.shape[0] > 0:
