@@ -27,6 +27,7 @@ import csv
 import io
 import json
 import math
+import os
 import re
 import statistics
 import sys
@@ -43,7 +44,9 @@ __all__ = [
     "Row",
     "SweepSummary",
     "main",
+    "mean_std",
     "objective_figure",
+    "study_runs",
     "summarize",
     "write_sweep_summary",
 ]
@@ -243,6 +246,16 @@ def _runs(n: int) -> str:
 def _strip_suffix(run_name: str) -> str:
     """``"adam-lr0.1-w64 [optimizer.lr=0.1]"`` -> ``"adam-lr0.1-w64"`` (the values have columns)."""
     return re.sub(r"\s*\[.*\]\s*$", "", run_name) or run_name
+
+
+def mean_std(values: Sequence[float], fmt: str = ".4f", *, mark_single: bool = False) -> str:
+    """``"0.9500 ± 0.0100"``: mean ± sample std of ``values``, each in format ``fmt``; one
+    value alone (``" (n=1)"`` appended with ``mark_single``); ``"–"`` for none."""
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return format(values[0], fmt) + (" (n=1)" if mark_single else "")
+    return f"{format(statistics.mean(values), fmt)} ± {format(statistics.stdev(values), fmt)}"
 
 
 def _fmt(value: float | None) -> str:
@@ -489,6 +502,42 @@ def _search_all(client: Any, experiment_ids: list[str], filter_string: str = "")
         token = page.token
         if not token:
             return runs
+
+
+def study_runs(
+    uri: str | None, experiment: str, *, hint: str, metric: str | None = None
+) -> tuple[Any, list[Any]]:
+    """(an ``MlflowClient``, the FINISHED runs of ``experiment``, one per config hash).
+
+    ``uri`` as :func:`mlpx.tracking.resolve_tracking_uri` reads it. Sweep parent runs (tag
+    ``mlpx.sweep`` = ``parent``) and, given ``metric``, runs that did not log it are left
+    out; of the runs of one ``mlpx.config_hash`` the newest stays (:func:`dedupe`). Returned
+    in start order. Raises :class:`ReportError`, one line ending with ``hint`` (say ``"run
+    first: mlpx -m ..."``), when the SQLite file, the experiment or such runs are missing.
+    """
+    from mlpx.tracking import _sqlite_path, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(uri)
+    path = _sqlite_path(uri) if uri.lower().startswith("sqlite:") else None
+    if path is not None and not Path(path).is_file():
+        raise ReportError(f"no MLflow store at {uri}; {hint}")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        raise ReportError(f"no experiment {experiment!r} in {uri}; {hint}")
+    runs = [
+        r
+        for r in _search_all(client, [exp.experiment_id], "attributes.status = 'FINISHED'")
+        if r.data.tags.get("mlpx.sweep") != "parent"
+        and (metric is None or metric in r.data.metrics)
+    ]
+    runs, _ = dedupe(runs)
+    if not runs:
+        raise ReportError(f"no FINISHED runs in {experiment!r} at {uri}; {hint}")
+    return client, runs
 
 
 def children_of(client: Any, parent: Any) -> list[Any]:

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import statistics
 import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+from mlpx.report import ReportError, mean_std, study_runs
 
 EXPERIMENT = "study_backends"
 COMMAND = (
@@ -29,33 +30,6 @@ COMMAND = (
     "trainer.seed=0,1,2"
 )
 REFERENCE = ("numpy", "cpu", "float64")
-
-
-def finished_runs(uri: str | None, experiment: str) -> tuple[Any, list[Any]]:
-    """(client, the newest FINISHED run of each config with a test/accuracy); exits clearly."""
-    from mlpx.tracking import _sqlite_path, resolve_tracking_uri
-
-    uri = resolve_tracking_uri(uri)
-    path = _sqlite_path(uri)
-    if path is not None and not Path(path).is_file():
-        sys.exit(f"make_table: no MLflow store at {uri}; run first: {COMMAND}")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        sys.exit(f"make_table: no experiment {experiment!r} in {uri}; run first: {COMMAND}")
-    runs = client.search_runs(
-        [exp.experiment_id], "attributes.status = 'FINISHED'", max_results=5000
-    )
-    newest: dict[str, Any] = {}
-    for r in sorted(runs, key=lambda r: r.info.start_time or 0):
-        if "test/accuracy" in r.data.metrics:
-            newest[r.data.tags.get("mlpx.config_hash", r.info.run_id)] = r
-    if not newest:
-        sys.exit(f"make_table: no FINISHED runs in {experiment!r} at {uri}; run first: {COMMAND}")
-    return client, list(newest.values())
 
 
 def collect(client: Any, runs: list[Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
@@ -85,12 +59,6 @@ def _step(h: Any) -> int:
 
 def max_rel(a: list[float], b: list[float]) -> float:
     return max(abs(x - y) / abs(y) for x, y in zip(a, b))
-
-
-def mean_std(values: list[float], fmt: str) -> str:
-    if len(values) < 2:
-        return format(values[0], fmt)
-    return f"{format(statistics.mean(values), fmt)} ± {format(statistics.stdev(values), fmt)}"
 
 
 def order(k: tuple[str, str, str]) -> tuple[int, str, str]:
@@ -175,7 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--experiment", default=EXPERIMENT)
     p.add_argument("--figures", type=Path, help="also write parity_and_speed.png here")
     args = p.parse_args(argv)
-    client, runs = finished_runs(args.tracking_uri, args.experiment)
+    try:
+        client, runs = study_runs(
+            args.tracking_uri, args.experiment, hint=f"run first: {COMMAND}", metric="test/accuracy"
+        )
+    except ReportError as exc:
+        sys.exit(f"make_table: {exc}")
     data = collect(client, runs)
     print(table(data))
     if args.figures:

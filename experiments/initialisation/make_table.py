@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import statistics
 import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+from mlpx.report import ReportError, mean_std, study_runs
 
 EXPERIMENT = "study_initialisation"
 COMMAND = (
@@ -36,33 +36,6 @@ INIT_ORDER = [
     "lecun_normal",
     "normal",
 ]
-
-
-def finished_runs(uri: str | None, experiment: str) -> tuple[Any, list[Any]]:
-    """(client, the newest FINISHED run of each config with a test/accuracy); exits clearly."""
-    from mlpx.tracking import _sqlite_path, resolve_tracking_uri
-
-    uri = resolve_tracking_uri(uri)
-    path = _sqlite_path(uri)
-    if path is not None and not Path(path).is_file():
-        sys.exit(f"make_table: no MLflow store at {uri}; run first: {COMMAND}")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        sys.exit(f"make_table: no experiment {experiment!r} in {uri}; run first: {COMMAND}")
-    runs = client.search_runs(
-        [exp.experiment_id], "attributes.status = 'FINISHED'", max_results=5000
-    )
-    newest: dict[str, Any] = {}
-    for r in sorted(runs, key=lambda r: r.info.start_time or 0):
-        if "test/accuracy" in r.data.metrics:
-            newest[r.data.tags.get("mlpx.config_hash", r.info.run_id)] = r
-    if not newest:
-        sys.exit(f"make_table: no FINISHED runs in {experiment!r} at {uri}; run first: {COMMAND}")
-    return client, list(newest.values())
 
 
 def collect(client: Any, runs: list[Any]) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -89,12 +62,6 @@ def collect(client: Any, runs: list[Any]) -> dict[tuple[str, str], list[dict[str
             }
         )
     return groups
-
-
-def mean_std(values: list[float], fmt: str = ".3f") -> str:
-    if len(values) < 2:
-        return format(values[0], fmt)
-    return f"{format(statistics.mean(values), fmt)} ± {format(statistics.stdev(values), fmt)}"
 
 
 def first_epoch(curve: list[float], level: float = 0.9) -> float:
@@ -127,11 +94,11 @@ def table(groups: dict[tuple[str, str], list[dict[str, Any]]]) -> str:
         if never and reached:
             when += f" ({never} never)"
         lines.append(
-            f"| {act} | {init} | {mean_std([r['initial_loss'] for r in recs])} "
+            f"| {act} | {init} | {mean_std([r['initial_loss'] for r in recs], '.3f')} "
             f"| {mean_std([r['norms'][0] for r in recs], '.2e')} "
             f"| {mean_std([r['norms'][mid - 1] for r in recs], '.2e')} "
             f"| {mean_std([r['norms'][-1] for r in recs], '.2e')} "
-            f"| {when} | {mean_std([r['test_accuracy'] for r in recs])} |"
+            f"| {when} | {mean_std([r['test_accuracy'] for r in recs], '.3f')} |"
         )
     return "\n".join(lines)
 
@@ -179,7 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--experiment", default=EXPERIMENT)
     p.add_argument("--figures", type=Path, help="also write the two PNGs here")
     args = p.parse_args(argv)
-    client, runs = finished_runs(args.tracking_uri, args.experiment)
+    try:
+        client, runs = study_runs(
+            args.tracking_uri, args.experiment, hint=f"run first: {COMMAND}", metric="test/accuracy"
+        )
+    except ReportError as exc:
+        sys.exit(f"make_table: {exc}")
     groups = collect(client, runs)
     print(table(groups))
     if args.figures:

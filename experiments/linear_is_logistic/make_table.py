@@ -17,7 +17,6 @@ import argparse
 import os
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-import statistics
 import sys
 import tempfile
 import warnings
@@ -27,38 +26,15 @@ from typing import Any
 
 import numpy as np
 
+from mlpx.report import ReportError, mean_std, study_runs
+
 EXPERIMENT = "study_linear"
 HERE = Path(__file__).resolve().parent
+HINT = "run the commands in README.md first"
 
 
-class StudyError(Exception):
+class StudyError(ReportError):
     """Printed as one line; exit status 2."""
-
-
-def finished_runs(uri: str, experiment: str) -> tuple[Any, list[Any]]:
-    """(client, the FINISHED child runs of ``experiment``, one per config hash)."""
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
-        raise StudyError(f"no MLflow store at {uri}: run the commands in README.md first")
-    from mlflow.tracking import MlflowClient
-
-    from mlpx.report import dedupe
-
-    client = MlflowClient(tracking_uri=uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        raise StudyError(f"no experiment {experiment!r} in {uri}: run the commands in README.md")
-    runs = client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'")
-    runs = [r for r in runs if r.data.tags.get("mlpx.sweep") != "parent"]
-    runs, _ = dedupe(runs)
-    if not runs:
-        raise StudyError(f"experiment {experiment!r} in {uri} has no FINISHED runs")
-    return client, runs
-
-
-def mean_std(values: list[float], fmt: str = ".4f") -> str:
-    if len(values) == 1:
-        return f"{values[0]:{fmt}} (n=1)"
-    return f"{statistics.mean(values):{fmt}} ± {statistics.stdev(values):{fmt}}"
 
 
 def compose(weights: list[np.ndarray], biases: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -174,14 +150,16 @@ def tables(records: list[dict[str, Any]], lr: dict[str, Any], data: Any) -> str:
     for (depth, rate), rs in groups.items():
         reach = [first_epoch(r["val_acc"], 0.95) for r in rs]
         reached = [e for e in reach if e is not None]
-        reach_text = mean_std([float(e) for e in reached], ".1f") if reached else "never"
+        reach_text = (
+            mean_std([float(e) for e in reached], ".1f", mark_single=True) if reached else "never"
+        )
         if 0 < len(reached) < len(rs):
             reach_text += f" ({len(reached)}/{len(rs)} runs)"
         lines.append(
             f"| linear MLP, L = {depth} | {rate:g} | {rs[0]['widths']} | {rs[0]['params']} "
             f"| {len(rs)} "
-            f"| {mean_std([r['test_acc'] for r in rs])} "
-            f"| {mean_std([r['train_loss'] for r in rs])} | {reach_text} |"
+            f"| {mean_std([r['test_acc'] for r in rs], mark_single=True)} "
+            f"| {mean_std([r['train_loss'] for r in rs], mark_single=True)} | {reach_text} |"
         )
     for name, model in lr.items():
         train_loss = nll(model.decision_function(data.X_train), data.y_train)
@@ -206,10 +184,10 @@ def tables(records: list[dict[str, Any]], lr: dict[str, Any], data: Any) -> str:
         ]
         lines.append(
             f"| {depth} | {rate:g} | {shape} | {max(r['max_logit_diff'] for r in rs):.1e} "
-            f"| {same}/{len(rs)} runs | {mean_std([r['agree_lr'] for r in rs])} "
-            f"| {mean_std([r['agree_lr1'] for r in rs])} "
-            f"| {mean_std([r['cos_lr'] for r in rs], '.3f')} "
-            f"| {mean_std(cos1, '.3f') if cos1 else '–'} |"
+            f"| {same}/{len(rs)} runs | {mean_std([r['agree_lr'] for r in rs], mark_single=True)} "
+            f"| {mean_std([r['agree_lr1'] for r in rs], mark_single=True)} "
+            f"| {mean_std([r['cos_lr'] for r in rs], '.3f', mark_single=True)} "
+            f"| {mean_std(cos1, '.3f', mark_single=True) if cos1 else '–'} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -273,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     uri = args.tracking_uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
     try:
-        client, runs = finished_runs(uri, args.experiment)
+        client, runs = study_runs(uri, args.experiment, hint=HINT)
         from mlpx.data import load_dataset
 
         params = runs[0].data.params
@@ -284,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=int(params.get("dataset.seed", 0)),
         )
         records, lr = analyse(client, runs, data)
-    except StudyError as exc:
+    except ReportError as exc:
         print(f"make_table: error: {exc}", file=sys.stderr)
         return 2
     print(tables(records, lr, data), end="")

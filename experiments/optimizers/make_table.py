@@ -16,49 +16,23 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mlpx.report import ReportError, mean_std, study_runs
+
 EXPERIMENT = "study_optimizers"
 HERE = Path(__file__).resolve().parent
+HINT = "run the commands in README.md first"
 OPTIMIZER_ORDER = ("sgd", "momentum", "nesterov", "adam", "rmsprop")
 SEARCH_SEED = 0
 
 
-class StudyError(Exception):
+class StudyError(ReportError):
     """Printed as one line; exit status 2."""
-
-
-def finished_runs(uri: str, experiment: str) -> tuple[Any, list[Any]]:
-    """(client, the FINISHED child runs of ``experiment``, one per config hash)."""
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
-        raise StudyError(f"no MLflow store at {uri}: run the commands in README.md first")
-    from mlflow.tracking import MlflowClient
-
-    from mlpx.report import dedupe
-
-    client = MlflowClient(tracking_uri=uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        raise StudyError(f"no experiment {experiment!r} in {uri}: run the commands in README.md")
-    runs = client.search_runs(
-        [exp.experiment_id], "attributes.status = 'FINISHED'", max_results=5000
-    )
-    runs = [r for r in runs if r.data.tags.get("mlpx.sweep") != "parent"]
-    runs, _ = dedupe(runs)
-    if not runs:
-        raise StudyError(f"experiment {experiment!r} in {uri} has no FINISHED runs")
-    return client, runs
-
-
-def mean_std(values: list[float], fmt: str = ".4f") -> str:
-    if len(values) == 1:
-        return f"{values[0]:{fmt}} (n=1)"
-    return f"{statistics.mean(values):{fmt}} ± {statistics.stdev(values):{fmt}}"
 
 
 def record(run: Any) -> dict[str, Any]:
@@ -139,9 +113,9 @@ def tables(records: list[dict[str, Any]], chosen: dict[tuple[str, str], float]) 
             seeds = sorted(r["seed"] for r in rs)
             lines.append(
                 f"| {ds} | {opt} | {chosen[ds, opt]:g} | {','.join(map(str, seeds))} "
-                f"| {mean_std([r['test_acc'] for r in rs])} "
-                f"| {mean_std([r['val_acc'] for r in rs])} "
-                f"| {mean_std([r['val_loss'] for r in rs])} |"
+                f"| {mean_std([r['test_acc'] for r in rs], mark_single=True)} "
+                f"| {mean_std([r['val_acc'] for r in rs], mark_single=True)} "
+                f"| {mean_std([r['val_loss'] for r in rs], mark_single=True)} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -208,9 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     uri = args.tracking_uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
     try:
-        client, runs = finished_runs(uri, args.experiment)
+        client, runs = study_runs(uri, args.experiment, hint=HINT)
         records = [record(r) for r in runs]
-    except StudyError as exc:
+    except ReportError as exc:
         print(f"make_table: error: {exc}", file=sys.stderr)
         return 2
     except KeyError as exc:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -25,41 +24,16 @@ from typing import Any
 
 import numpy as np
 
+from mlpx.report import ReportError, mean_std, study_runs
+
 EXPERIMENT = "study_vanishing"
 HERE = Path(__file__).resolve().parent
+HINT = "run the commands in README.md first"
 ACTIVATION_ORDER = ("sigmoid", "tanh", "relu")
 
 
-class StudyError(Exception):
+class StudyError(ReportError):
     """Printed as one line; exit status 2."""
-
-
-def finished_runs(uri: str, experiment: str) -> tuple[Any, list[Any]]:
-    """(client, the FINISHED child runs of ``experiment``, one per config hash)."""
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
-        raise StudyError(f"no MLflow store at {uri}: run the commands in README.md first")
-    from mlflow.tracking import MlflowClient
-
-    from mlpx.report import dedupe
-
-    client = MlflowClient(tracking_uri=uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        raise StudyError(f"no experiment {experiment!r} in {uri}: run the commands in README.md")
-    runs = client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'")
-    runs = [r for r in runs if r.data.tags.get("mlpx.sweep") != "parent"]
-    runs, _ = dedupe(runs)
-    if not runs:
-        raise StudyError(f"experiment {experiment!r} in {uri} has no FINISHED runs")
-    return client, runs
-
-
-def mean_std(values: list[float], fmt: str = ".4f") -> str:
-    if not values:
-        return "–"
-    if len(values) == 1:
-        return f"{values[0]:{fmt}} (n=1)"
-    return f"{statistics.mean(values):{fmt}} ± {statistics.stdev(values):{fmt}}"
 
 
 def read_run(client: Any, run: Any) -> dict[str, Any]:
@@ -118,16 +92,22 @@ def table(records: list[dict[str, Any]]) -> str:
             # The gradient at init depends on the seed only (same weights, same first batch).
             at_init = {r["seed"]: r["init"] for r in rs}
             ratio0 = [v[0] / v[-1] for v in at_init.values()]
-            row = [act, str(depth), str(depth + 1), mean_std(ratio0, ".1e")]
-            row.append(mean_std([v[0] for v in at_init.values()], ".1e"))
+            row = [act, str(depth), str(depth + 1), mean_std(ratio0, ".1e", mark_single=True)]
+            row.append(mean_std([v[0] for v in at_init.values()], ".1e", mark_single=True))
             for o in optimizers:
                 row.append(
                     mean_std(
-                        [r["last"][0] / r["last"][-1] for r in rs if r["optimizer"] == o], ".1e"
+                        [r["last"][0] / r["last"][-1] for r in rs if r["optimizer"] == o],
+                        ".1e",
+                        mark_single=True,
                     )
                 )
             for o in optimizers:
-                row.append(mean_std([r["test_acc"] for r in rs if r["optimizer"] == o], ".3f"))
+                row.append(
+                    mean_std(
+                        [r["test_acc"] for r in rs if r["optimizer"] == o], ".3f", mark_single=True
+                    )
+                )
             lines.append("| " + " | ".join(row) + " |")
     seeds = sorted({r["seed"] for r in records})
     note = (
@@ -235,9 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     uri = args.tracking_uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
     try:
-        client, runs = finished_runs(uri, args.experiment)
+        client, runs = study_runs(uri, args.experiment, hint=HINT)
         records = [read_run(client, run) for run in runs]
-    except StudyError as exc:
+    except ReportError as exc:
         print(f"make_table: error: {exc}", file=sys.stderr)
         return 2
     print(table(records), end="")

@@ -12,52 +12,19 @@ and prints test accuracy, mean ± std over ``trainer.seed``, for each (dataset, 
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import sys
 import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from mlpx.report import ReportError, mean_std, study_runs
+
 EXPERIMENT = "study_width_depth"
 COMMAND = (
     "mlpx -m experiment=study_width dataset=moons,circles model.depth=1,2,3 "
     "model.width=2,4,8,32 trainer.seed=0,1,2"
 )
-
-
-def finished_runs(uri: str | None, experiment: str) -> tuple[Any, list[Any]]:
-    """(client, the newest FINISHED run of each config with a test/accuracy); exits clearly."""
-    from mlpx.tracking import _sqlite_path, resolve_tracking_uri
-
-    uri = resolve_tracking_uri(uri)
-    path = _sqlite_path(uri)
-    if path is not None and not Path(path).is_file():
-        sys.exit(f"make_table: no MLflow store at {uri}; run first: {COMMAND}")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        sys.exit(f"make_table: no experiment {experiment!r} in {uri}; run first: {COMMAND}")
-    runs = client.search_runs(
-        [exp.experiment_id], "attributes.status = 'FINISHED'", max_results=5000
-    )
-    newest: dict[str, Any] = {}
-    for r in sorted(runs, key=lambda r: r.info.start_time or 0):
-        if "test/accuracy" in r.data.metrics:
-            newest[r.data.tags.get("mlpx.config_hash", r.info.run_id)] = r
-    if not newest:
-        sys.exit(f"make_table: no FINISHED runs in {experiment!r} at {uri}; run first: {COMMAND}")
-    return client, list(newest.values())
-
-
-def mean_std(values: list[float]) -> str:
-    if len(values) < 2:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
 def key(run: Any) -> tuple[str, int, int]:
@@ -83,7 +50,7 @@ def table(runs: list[Any]) -> str:
         "|---|---:|" + "---:|" * len(widths),
     ]
     for d, depth in rows:
-        cells = [mean_std(acc[(d, depth, w)]) if acc.get((d, depth, w)) else "–" for w in widths]
+        cells = [mean_std(acc.get((d, depth, w), []), ".3f") for w in widths]
         lines.append(f"| {d} | {depth} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -168,7 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--experiment", default=EXPERIMENT)
     p.add_argument("--figures", type=Path, help="also write boundaries_<dataset>.png here")
     args = p.parse_args(argv)
-    client, runs = finished_runs(args.tracking_uri, args.experiment)
+    try:
+        client, runs = study_runs(
+            args.tracking_uri, args.experiment, hint=f"run first: {COMMAND}", metric="test/accuracy"
+        )
+    except ReportError as exc:
+        sys.exit(f"make_table: {exc}")
     print(table(runs))
     if args.figures:
         args.figures.mkdir(parents=True, exist_ok=True)
