@@ -10,7 +10,12 @@ the parameters (see :mod:`mlpx.backend`). Every optimizer has two code paths:
   per-parameter scratch buffers with ``out=``, so that a step allocates nothing.
 
 Both paths perform the same floating-point operations in the same order and give
-bit-identical results.
+bit-identical results. When the NumPy parameters are consecutive views of one flat buffer
+(as :class:`mlpx.MLP`'s are) and the gradients share that layout (as those of
+``MLP.loss_and_grads`` do), the update, being elementwise, runs once on the whole buffer:
+a dozen NumPy calls per step whatever the number of layers, instead of a dozen per
+parameter. The optimizer state then lives in flat buffers too, its per-parameter arrays
+(``state_dict``) being views of them.
 
 Usage::
 
@@ -28,6 +33,7 @@ same learning rates as an uninterrupted one.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
@@ -311,6 +317,7 @@ class Optimizer:
         self._state: list[_State] | None = None
         self._pending: list[_State] | None = None  # loaded NumPy state, converted at step
         self._scratch: list[list[np.ndarray]] = []
+        self._flat: _FlatLayout | None = None  # params and grads in one buffer each (NumPy)
 
     # -- hooks -----------------------------------------------------------------------
     def _check(self, hp: dict[str, Any]) -> dict[str, Any]:  # pragma: no cover - abstract
@@ -326,6 +333,13 @@ class Optimizer:
         raise NotImplementedError  # pragma: no cover - abstract
 
     _update_numpy: Callable[..., None] | None = None
+
+    def _update_flat(self, flat: _FlatLayout, lr: float, t: int) -> None:
+        """The update of every parameter at once, on the flat buffers of ``flat``."""
+        if self._update_numpy is not None:
+            self._update_numpy(flat.p, flat.g, flat.state, flat.scratch, lr, t)
+        else:
+            self._update_generic(np, flat.p, flat.g, flat.state, lr, t)
 
     # -- public ----------------------------------------------------------------------
     @property
@@ -344,6 +358,12 @@ class Optimizer:
 
     def step(self, params: Sequence[Any], grads: Sequence[Any]) -> None:
         """Update ``params`` in place from ``grads`` (same order); ``grads`` are not modified."""
+        flat = self._flat
+        if flat is not None and flat.matches(params, grads):  # the checks below were passed
+            lr = self.lr
+            self.t += 1
+            self._flat_update(flat, lr)
+            return
         if len(params) != len(grads):
             raise ValueError(
                 f"grads must have one array per parameter: got {len(grads)} grads "
@@ -381,6 +401,11 @@ class Optimizer:
             self._scratch = [[] for _ in params]
         lr = self.lr
         self.t += 1
+        if is_numpy(xp):
+            self._flat = flat = _FlatLayout.build(params, grads, self)
+            if flat is not None:
+                self._flat_update(flat, lr)
+                return
         fast = self._update_numpy if is_numpy(xp) else None
         for i, (p, g) in enumerate(zip(params, grads, strict=True)):
             s = self._state[i]
@@ -390,6 +415,19 @@ class Optimizer:
                 fast(p, g, s, self._scratch[i], lr, self.t)
             else:
                 self._update_generic(xp, p, g, s, lr, self.t)
+
+    def _flat_update(self, flat: _FlatLayout, lr: float) -> None:
+        """One update of every parameter at once, on the flat buffers (elementwise rules)."""
+        self._update_flat(flat, lr, self.t)
+        state = flat.state
+        known = flat.known
+        if len(state) != len(known):
+            flat.share(self._state)  # a state buffer was created: new views
+            return
+        for key, buffer in known.items():
+            if state[key] is not buffer:
+                flat.share(self._state)  # a state buffer was replaced: new views
+                return
 
     def state_dict(self) -> dict[str, Any]:
         """A checkpoint made of NumPy copies and plain Python values.
@@ -475,7 +513,108 @@ class Optimizer:
         self._shapes = shapes if (shapes or t > 0) else None
         self._state = None
         self._scratch = []
+        self._flat = None
         self._pending = pending if t > 0 else None
+
+
+def _flat_base(arrays: Sequence[Any]) -> np.ndarray | None:
+    """The 1-d buffer that ``arrays`` tile, in order, as C-contiguous views; else None."""
+    if not arrays or type(arrays[0]) is not np.ndarray:
+        return None
+    base = arrays[0].base
+    if type(base) is not np.ndarray or base.ndim != 1 or not base.flags.c_contiguous:
+        return None
+    address = base.__array_interface__["data"][0]
+    for a in arrays:
+        if (
+            type(a) is not np.ndarray
+            or a.base is not base
+            or a.dtype != base.dtype
+            or not a.flags.c_contiguous
+            or a.__array_interface__["data"][0] != address
+        ):
+            return None
+        address += a.nbytes
+    end = base.__array_interface__["data"][0] + base.nbytes
+    return base if address == end and base.flags.writeable else None
+
+
+class _FlatLayout:
+    """NumPy params that tile one flat buffer in order, and grads that tile another alike.
+
+    The update rules are elementwise, so running one on the flat buffers is the same
+    arithmetic as running it on every parameter. The state gets flat buffers too; the
+    optimizer's per-parameter state dicts hold views of them (checkpoints unchanged).
+    """
+
+    __slots__ = ("g", "grads", "known", "p", "params", "scratch", "shapes", "state")
+
+    def __init__(self, params: list[Any], grads: list[Any], p: Any, g: Any) -> None:
+        self.params, self.grads, self.p, self.g = params, grads, p, g
+        self.shapes = [a.shape for a in params]
+        self.state: _State = {}
+        self.known: _State = {}
+        self.scratch: list[np.ndarray] = []
+
+    @classmethod
+    def build(cls, params: Sequence[Any], grads: Sequence[Any], opt: Optimizer) -> Any:
+        """The layout of ``params``/``grads`` with the optimizer's state moved into flat
+        buffers, or None when they are not laid out that way (the per-array path runs)."""
+        p, g = _flat_base(params), _flat_base(grads)
+        if p is None or g is None or g.dtype != p.dtype or g is p:
+            return None
+        if any(a.shape != b.shape for a, b in zip(params, grads)):
+            return None
+        states = opt._state or []
+        keys = set(states[0]) if states else set()
+        if len(states) != len(params) or any(set(s) != keys for s in states):
+            return None
+        flat = cls(list(params), list(grads), p, g)
+        if not keys:
+            flat.state = opt._init_state(np, p, g)
+        for key in sorted(keys):
+            parts = [s[key] for s in states]
+            buffer = _flat_base(parts)  # already flat: a layout rebuilt for new grads
+            if buffer is None or buffer.size != p.size:
+                buffer = np.empty(p.size, dtype=parts[0].dtype)
+                for view, part in zip(_flat_views(buffer, flat.shapes), parts):
+                    view[...] = part
+            flat.state[key] = buffer
+        flat.share(states)
+        return flat
+
+    def matches(self, params: Sequence[Any], grads: Sequence[Any]) -> bool:
+        """Whether ``params`` are this layout's arrays and ``grads`` tile a buffer alike."""
+        known = self.params
+        if len(params) != len(known) or not all(map(operator.is_, params, known)):
+            return False
+        if len(grads) == len(known) and all(map(operator.is_, grads, self.grads)):
+            return True
+        g = _flat_base(grads)
+        if g is None or g.dtype != self.p.dtype or g.size != self.p.size or g is self.p:
+            return False
+        if any(a.shape != shape for a, shape in zip(grads, self.shapes)):
+            return False
+        self.grads, self.g = list(grads), g
+        return True
+
+    def share(self, states: list[_State] | None) -> None:
+        """Point every per-parameter state dict at views of the flat state buffers."""
+        self.known = dict(self.state)
+        if states is None:
+            return
+        for key, buffer in self.state.items():
+            for s, view in zip(states, _flat_views(buffer, self.shapes)):
+                s[key] = view
+
+
+def _flat_views(flat: np.ndarray, shapes: Sequence[tuple[int, ...]]) -> list[np.ndarray]:
+    views, start = [], 0
+    for shape in shapes:
+        stop = start + math.prod(shape)
+        views.append(flat[start:stop].reshape(shape))
+        start = stop
+    return views
 
 
 def _check_in_place(key: str, arrays: Sequence[Any]) -> None:
@@ -635,6 +774,9 @@ class Adam(Optimizer):
         v_t = beta2 * v_(t-1) + (1 - beta2) * g_t**2
         v^_t = max(v^_(t-1), v_t)  (amsgrad)   |   v_t
         p  <- p - lr / (1 - beta1**t) * m_t / (sqrt(v^_t) / sqrt(1 - beta2**t) + eps)
+
+    computed as ``p += (m / (sqrt(v^) + eps c)) * (-lr c / (1 - beta1**t))`` with
+    ``c = sqrt(1 - beta2**t)``: the same number, one pass over the parameters fewer.
     """
 
     name: ClassVar[str] = "adam"
@@ -687,8 +829,10 @@ class Adam(Optimizer):
         if hp["amsgrad"]:
             v = s["max_exp_avg_sq"] = xp.maximum(s["max_exp_avg_sq"], v)
         step_size, bc2_sqrt = self._coefficients(t, lr)
-        denom = xp.sqrt(v) / bc2_sqrt + hp["eps"]
-        p += (-step_size * m) / denom
+        # torch's step_size * m / (sqrt(v) / bc2_sqrt + eps), with bc2_sqrt moved out of
+        # the denominator: one pass over the parameters fewer.
+        denom = xp.sqrt(v) + hp["eps"] * bc2_sqrt
+        p += (m / denom) * (-step_size * bc2_sqrt)
 
     def _update_numpy(
         self, p: np.ndarray, g: np.ndarray, s: _State, bufs: list[np.ndarray], lr: float, t: int
@@ -696,37 +840,96 @@ class Adam(Optimizer):
         hp = self.hparams
         b1, b2 = hp["betas"]
         wd = hp["weight_decay"]
-        tmp, d = _scratch(bufs, 0, p), _scratch(bufs, 1, p)
-        if wd != 0:
-            if self.decoupled:
-                p *= 1 - lr * wd
-            else:  # g = wd * p + g
-                np.multiply(p, wd, out=tmp)
-                np.add(tmp, g, out=tmp)
-                g = tmp
-        m, v = s["exp_avg"], s["exp_avg_sq"]
-        w = 1 - b1
-        if w < 0.5:  # m += w * (g - m)
-            np.subtract(g, m, out=d)
-            d *= w
-            m += d
-        else:
-            m -= g
-            m *= 1 - w
-            m += g
-        v *= b2  # v += ((1 - b2) * g) * g
-        np.multiply(g, 1 - b2, out=d)
-        d *= g
-        v += d
-        if hp["amsgrad"]:
-            v = np.maximum(s["max_exp_avg_sq"], v, out=s["max_exp_avg_sq"])
         step_size, bc2_sqrt = self._coefficients(t, lr)
-        np.sqrt(v, out=d)  # denom = sqrt(v) / bc2_sqrt + eps
-        d /= bc2_sqrt
-        d += hp["eps"]
-        np.multiply(m, -step_size, out=tmp)  # p += (-step_size * m) / denom
-        tmp /= d
-        p += tmp
+        eps, scale = hp["eps"] * bc2_sqrt, -step_size * bc2_sqrt
+        if self.decoupled and wd != 0:
+            p *= 1 - lr * wd
+        coupled = wd if not self.decoupled else 0.0
+        m, v = s["exp_avg"], s["exp_avg_sq"]
+        vmax = s.get("max_exp_avg_sq") if hp["amsgrad"] else None
+        size = p.size
+        chunk_size = _CHUNK_BYTES // p.itemsize
+        if size <= chunk_size or not all(
+            a.flags.c_contiguous for a in ((p, g, m, v) if vmax is None else (p, g, m, v, vmax))
+        ):
+            d = _scratch(bufs, 0, p)
+            tmp = _scratch(bufs, 1, p) if coupled != 0 else d
+            _adam_kernel(p, g, m, v, vmax, d, tmp, b1, b2, coupled, eps, scale)
+            return
+        # Large parameters in chunks that stay in the L2 cache across the dozen passes.
+        pf, gf, mf, vf = p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1)
+        vmf = vmax.reshape(-1) if vmax is not None else None
+        if not bufs or bufs[0].shape != (chunk_size,):
+            bufs[:] = [np.empty(chunk_size, p.dtype) for _ in range(2 if coupled != 0 else 1)]
+        chunk = bufs[0]
+        other = bufs[1] if coupled != 0 else chunk
+        for start in range(0, size, chunk_size):
+            stop = min(start + chunk_size, size)
+            part = slice(start, stop)
+            d, tmp = chunk[: stop - start], other[: stop - start]
+            _adam_kernel(
+                pf[part],
+                gf[part],
+                mf[part],
+                vf[part],
+                vmf[part] if vmf is not None else None,
+                d,
+                tmp,
+                b1,
+                b2,
+                coupled,
+                eps,
+                scale,
+            )
+
+
+# Elements per chunk of the NumPy Adam update: 256 KiB per array, so that the parameter,
+# gradient, two moments and a scratch chunk stay in a 2 MiB L2 cache across the dozen
+# passes (measured on (a), 670k parameters: float32 0.76 -> 0.70 ms per step; float64
+# unchanged). Smaller chunks lose more to NumPy's per-call overhead than they gain.
+_CHUNK_BYTES = 1 << 18
+
+
+def _adam_kernel(
+    p: np.ndarray,
+    g: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    vmax: np.ndarray | None,
+    d: np.ndarray,
+    tmp: np.ndarray,
+    b1: float,
+    b2: float,
+    wd: float,
+    eps: float,
+    scale: float,
+) -> None:
+    """:meth:`Adam._update_generic`'s operations on NumPy arrays with ``out=`` (no
+    temporaries): ``g`` (+ coupled decay ``wd * p``), then ``m``, ``v``, ``p`` in place."""
+    if wd != 0:  # g = wd * p + g
+        np.multiply(p, wd, out=tmp)
+        np.add(tmp, g, out=tmp)
+        g = tmp
+    w = 1 - b1  # m += w * (g - m), in torch's two-branch form (exact at w = 1)
+    if w < 0.5:
+        np.subtract(g, m, out=d)
+        d *= w
+        m += d
+    else:
+        m -= g
+        m *= 1 - w
+        m += g
+    v *= b2  # v += ((1 - b2) * g) * g
+    np.multiply(g, 1 - b2, out=d)
+    d *= g
+    v += d
+    if vmax is not None:
+        v = np.maximum(vmax, v, out=vmax)
+    np.sqrt(v, out=d)  # denom = sqrt(v) + eps * bc2_sqrt
+    d += eps
+    np.divide(m, d, out=d)  # p += (m / denom) * (-step_size * bc2_sqrt)
+    d *= scale
+    p += d
 
 
 class AdamW(Adam):

@@ -178,20 +178,12 @@ def fit(
                 order = backend.asarray(np.concatenate(batches))
                 ends = np.cumsum([len(idx) for idx in batches]).tolist()
             for b, idx in enumerate(batches):
-                if fast:
-                    Xb, yb = X_train[idx], y_train[idx]
-                else:
-                    rows = order[ends[b] - len(idx) : ends[b]]
-                    Xb, yb = xp.take(X_train, rows, axis=0), xp.take(y_train, rows, axis=0)
-                loss, g = model.batch_loss_and_grads(Xb, yb, out=g)
+                rows = idx if fast else order[ends[b] - len(idx) : ends[b]]
+                loss, correct, g = model.train_batch(X_train, y_train, rows, out=g)
                 step = st.step + 1
                 if fast and not math.isfinite(loss):
                     raise _diverged(epoch, step, "train/loss", float(loss), optimizer.lr)
-                hits = xp.argmax(model._f[-1], axis=1) == yb
-                if fast:
-                    epoch_correct += int(np.count_nonzero(hits))
-                else:
-                    epoch_correct = epoch_correct + xp.sum(xp.astype(hits, xp.int64))
+                epoch_correct = epoch_correct + correct
                 epoch_loss = epoch_loss + loss * len(idx)
                 window_loss = window_loss + loss
                 window_steps += 1
