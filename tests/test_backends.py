@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import math
-import os
 import subprocess
 import sys
 import types
@@ -25,6 +24,7 @@ import pytest
 from mlpx import ACTIVATIONS, INITIALIZERS, MLP, OPTIMIZERS, clip_grad_norm, global_norm
 from mlpx.backend import BACKENDS, Backend, BackendError, get_backend, to_numpy
 from mlpx.optimizers import make_optimizer
+from tests.cli_helpers import run_mlpx
 
 ALL_ACTIVATIONS = sorted(ACTIVATIONS)
 ARCHITECTURES = [[5, 3], [6, 7, 4], [4, 8, 5, 3]]
@@ -539,25 +539,11 @@ def test_the_training_modules_import_no_mlflow_hydra_or_sklearn() -> None:
 # -------------------------------------------------------------------- CLI (slow)
 
 
-def _mlpx(cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["MPLBACKEND"] = "Agg"
-    return subprocess.run(
-        [sys.executable, "-m", "mlpx", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(_torch_cuda_visible(), reason="a CUDA device is visible")
 def test_cli_torch_cuda_without_a_gpu_is_one_line(tmp_path: Path) -> None:
     pytest.importorskip("torch")
-    proc = _mlpx(tmp_path, "backend=torch", "backend.device=cuda", "logger=none", timeout=120)
+    proc = run_mlpx(tmp_path, "backend=torch", "backend.device=cuda", "logger=none", timeout=120)
     assert proc.returncode == 2, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("mlpx: error:")]
     assert errors == [
@@ -572,7 +558,7 @@ def test_cli_torch_cuda_without_a_gpu_is_one_line(tmp_path: Path) -> None:
 def test_cli_torch_run_is_tagged_in_mlflow(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    proc = _mlpx(tmp_path, "backend=torch", "trainer.epochs=2", f"logger.tracking_uri={uri}")
+    proc = run_mlpx(tmp_path, "backend=torch", "trainer.epochs=2", f"logger.tracking_uri={uri}")
     assert proc.returncode == 0, proc.stderr
     from mlflow.tracking import MlflowClient
 
@@ -588,5 +574,5 @@ def test_cli_torch_run_is_tagged_in_mlflow(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_cli_array_api_strict_runs(tmp_path: Path) -> None:
     pytest.importorskip("array_api_strict")
-    proc = _mlpx(tmp_path, "backend=array_api_strict", "trainer.epochs=1", "logger=none")
+    proc = run_mlpx(tmp_path, "backend=array_api_strict", "trainer.epochs=1", "logger=none")
     assert proc.returncode == 0, proc.stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from mlpx.model import MLP
 from mlpx.optimizers import make_optimizer
 from mlpx.tracking import MemoryTracker
 from mlpx.train import Interrupted, StopRequest, fit
+from tests.cli_helpers import mlpx_env, run_mlpx, runs_of
 
 
 @pytest.fixture(scope="module")
@@ -132,33 +132,6 @@ def test_same_config_and_seed_give_identical_metrics(digits) -> None:
 
 
 # ------------------------------------------------------------------ the command (slow)
-
-
-def mlpx_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["MPLBACKEND"] = "Agg"
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def run_mlpx(cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "mlpx", *args],
-        cwd=cwd,
-        env=mlpx_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def runs_of(uri: str):
-    from mlflow.tracking import MlflowClient
-
-    c = MlflowClient(uri)
-    exp = c.get_experiment_by_name("mlpx")
-    return [] if exp is None else c.search_runs([exp.experiment_id])
 
 
 @pytest.mark.slow

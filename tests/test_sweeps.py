@@ -27,6 +27,13 @@ import pytest
 from mlpx import report
 from mlpx.config import TOP_KEYS
 from mlpx.sweep import all_swept_keys, config_hash, hashed_config, sweep_switches, swept_keys
+from tests.cli_helpers import client, mlpx_env, run_module
+from tests.cli_helpers import run_mlpx as mlpx
+
+
+def mlpx_report(cwd: Path, *args: str, env: dict[str, str] | None = None):
+    return run_module("mlpx.report", cwd, *args, timeout=120, env=env)
+
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ("dataset=iris", "trainer.epochs=2")
@@ -45,45 +52,6 @@ needs_wiring = pytest.mark.skipif(
 # --------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["MPLBACKEND"] = "Agg"
-    env.update(extra)
-    return env
-
-
-def mlpx(
-    cwd: Path, *args: str, timeout: float = 300, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "mlpx", *args],
-        cwd=cwd,
-        env=env or _env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def mlpx_report(cwd: Path, *args: str, env: dict[str, str] | None = None):
-    return subprocess.run(
-        [sys.executable, "-m", "mlpx.report", *args],
-        cwd=cwd,
-        env=env or _env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def client(uri: str):
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri=uri)
 
 
 def all_runs(uri: str, experiment: str = "mlpx") -> list:
@@ -534,16 +502,22 @@ def test_summary_artifacts_and_report_command(tmp_path: Path) -> None:
     assert parent.data.metrics["best_objective"] > 0
 
     # The command prints the same Markdown, and writes CSV.
-    out = mlpx_report(tmp_path, "--tracking-uri", uri, "--parent", pid, "--csv", "t.csv")
+    out = run_module(
+        "mlpx.report", tmp_path, "--tracking-uri", uri, "--parent", pid, "--csv", "t.csv"
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == md.strip()
     assert (tmp_path / "t.csv").read_text() == table
     # MLFLOW_TRACKING_URI and --experiment: every run, the varying params as columns.
-    out = mlpx_report(tmp_path, "--experiment", "mlpx", env=_env(MLFLOW_TRACKING_URI=uri))
+    out = run_module(
+        "mlpx.report", tmp_path, "--experiment", "mlpx", env=mlpx_env(MLFLOW_TRACKING_URI=uri)
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("## Experiment mlpx") and "optimizer.name" in out.stdout
     assert out.stdout.count("| FINISHED |") == 4  # children only, not the parent
-    out = mlpx_report(tmp_path, "--tracking-uri", uri, "--parent", pid, "--group-by-seed")
+    out = run_module(
+        "mlpx.report", tmp_path, "--tracking-uri", uri, "--parent", pid, "--group-by-seed"
+    )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert "| run | status |" not in out.stdout
@@ -639,7 +613,7 @@ def test_an_interrupted_sweep_completes_when_launched_again(tmp_path: Path) -> N
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlpx", *sweep],
         cwd=tmp_path,
-        env=_env(),
+        env=mlpx_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -707,7 +681,7 @@ def test_sweep_against_a_real_tracking_server(tmp_path: Path) -> None:
             str(server_dir / "mlartifacts"),
         ],
         cwd=server_dir,
-        env=_env(),
+        env=mlpx_env(),
         stdout=subprocess.DEVNULL,
         stderr=log,
         start_new_session=True,
@@ -726,7 +700,7 @@ def test_sweep_against_a_real_tracking_server(tmp_path: Path) -> None:
 
         work = tmp_path / "work"
         work.mkdir()
-        env = _env(MLFLOW_TRACKING_URI=base)
+        env = mlpx_env(MLFLOW_TRACKING_URI=base)
         proc = mlpx(work, "-m", *FAST, "optimizer=sgd,adam", "logger.experiment_name=srv", env=env)
         assert proc.returncode == 0, proc.stderr
         assert not (work / "mlflow.db").exists()  # nothing went to a local store
