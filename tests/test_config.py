@@ -14,18 +14,9 @@ from mlpx.cli import config_dir
 from mlpx.config import ConfigError, settings_from_dict
 
 CONF = Path(config_dir())
-GROUPS = [
-    "model",
-    "optimizer",
-    "dataset",
-    "backend",
-    "trainer",
-    "logger",
-    "analysis",
-    "experiment",
-    "sweep",
-    "hparams_search",
-]
+# Every config group is a folder of conf/ (Hydra's own overrides live in conf/hydra): read
+# from disk, so a new group that the help text misses makes the help test fail.
+GROUPS = sorted(d.name for d in CONF.iterdir() if d.is_dir() and d.name not in ("hydra",))
 OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((CONF / g).glob("[!_]*.yaml"))]
 
 
