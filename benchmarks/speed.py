@@ -3,7 +3,7 @@
     python benchmarks/speed.py [--quick] [--out results/speed.json] [--md results/speed.md]
                                [--epochs 5] [--runs 5] [--problems a b]
                                [--peers mlpx sklearn torch] [--no-tracking] [--no-startup]
-                               [--openblas-coretype NAME]
+                               [--openblas-coretype NAME] [--jit auto|true|false]
 
 Problems (issue 7):
 
@@ -35,6 +35,11 @@ nine products of one training step (forward ``f W^T``, ``delta_W = delta_a^T f``
 GFLOP/s counts ``6 n sum_l p_(l-1) p_l``, the usual "model FLOPs"; no tool computes
 ``delta_x``, so that count is ~20% above the arithmetic really done on (a), and the
 fraction of the ceiling is that rate over the measured rate of the nine products.
+
+mlpx runs with ``backend.jit`` = ``--jit`` (default ``auto``: the compiled kernels of
+mlpx/kernels.py when Numba is installed, ``pip install -e ".[jit]"``); the one-off cost of
+the kernels in a fresh process (``import numba``, loading them from Numba's disk cache, or
+compiling them into an empty one) is measured separately and shown under the table.
 
 Peak memory is each tool's process high-water resident set at the end (``VmHWM``;
 ``ru_maxrss`` also counts what the parent process passed down) minus the bytes of the
@@ -199,8 +204,10 @@ def mlpx_fit(
     every: int = 10**9,
     grad_norms: bool = False,
     seed: int = 0,
+    jit: str = "auto",
 ) -> Any:
-    """``mlpx.train.fit`` of the problem's network for ``epochs`` epochs."""
+    """``mlpx.train.fit`` of the problem's network for ``epochs`` epochs (``jit``:
+    ``backend.jit``, the compiled kernels of mlpx/kernels.py)."""
     import numpy as np
 
     from mlpx.config import EarlyStopping, TrainerSettings
@@ -209,7 +216,7 @@ def mlpx_fit(
     from mlpx.train import fit
 
     rng = np.random.default_rng(seed)
-    net = MLP(spec["sizes"], "relu", rng=rng, dtype=str(data.X_train.dtype))
+    net = MLP(spec["sizes"], "relu", rng=rng, dtype=str(data.X_train.dtype), jit=jit)
     cfg = TrainerSettings(
         epochs=epochs,
         batch_size=spec["batch"],
@@ -220,7 +227,7 @@ def mlpx_fit(
         direction="minimize",
         progress="false",
     )
-    opt = make_optimizer("adam", lr=1e-3)
+    opt = make_optimizer("adam", lr=1e-3, jit=jit)
     return fit(net, opt, data, cfg, tracker, rng=rng, log_grad_norms=grad_norms)
 
 
@@ -486,13 +493,13 @@ def make_tool(job: dict[str, Any], X: Any, y: Any) -> Any:
     if tool == "gemm":
         return Gemm(spec, job["dtype"], 256 if job["quick"] else 2048, job["gemm_steps"])
     if spec["name"] == "b":
-        return WholeRuns(spec, tool, X, y, job["threads"])
+        return WholeRuns(spec, tool, X, y, job["threads"], job.get("jit", "auto"))
     if tool == "mlpx":
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"jit": job.get("jit", "auto")}
         if job.get("every"):  # the tracking comparison: MLflow, per-step gradient norms
             from mlpx.tracking import MlflowTracker
 
-            kwargs = {"every": job["every"], "grad_norms": True}
+            kwargs |= {"every": job["every"], "grad_norms": True}
             kwargs["inner"] = MlflowTracker(job["uri"], "speed", f"every{job['every']}")
         return MlpxEpochs(spec, mlpx_data(spec, X, y), 1 + job["epochs"], **kwargs)
     if tool == "sklearn":
@@ -503,8 +510,11 @@ def make_tool(job: dict[str, Any], X: Any, y: Any) -> Any:
 class WholeRuns:
     """Problem (b): each ``run(epochs)`` trains a new network for ``epochs`` epochs."""
 
-    def __init__(self, spec: dict[str, Any], tool: str, X: Any, y: Any, n_threads: int):
+    def __init__(
+        self, spec: dict[str, Any], tool: str, X: Any, y: Any, n_threads: int, jit: str = "auto"
+    ):
         self.spec, self.tool, self.X, self.y, self.threads = spec, tool, X, y, n_threads
+        self.jit = jit
         self.data = mlpx_data(spec, X, y) if tool == "mlpx" else None
         self.loss = math.nan
         if tool == "sklearn":
@@ -517,7 +527,7 @@ class WholeRuns:
     def run(self, epochs: int) -> float:
         if self.tool == "mlpx":
             t0 = time.perf_counter()
-            result = mlpx_fit(self.spec, self.data, epochs)
+            result = mlpx_fit(self.spec, self.data, epochs, jit=self.jit)
             seconds, self.loss = time.perf_counter() - t0, result.last("train/loss")
         elif self.tool == "sklearn":
             seconds, self.loss = sklearn_run(self.spec, self.X, self.y, epochs)
@@ -681,6 +691,7 @@ def machine() -> dict[str, Any]:
         ("sklearn", "scikit-learn"),
         ("torch", "torch"),
         ("mlflow", "mlflow"),
+        ("numba", "numba"),
     ):
         try:
             out[name] = version(dist)
@@ -754,6 +765,49 @@ def startup_time(args: argparse.Namespace, repeats: int) -> dict[str, Any]:
     return {"command": shlex.join(cmd), "seconds": statistics.median(times), "runs": times}
 
 
+def jit_startup(args: argparse.Namespace, repeats: int) -> dict[str, Any]:
+    """What the compiled kernels cost a fresh process before its first step: ``import
+    numba`` and loading (or compiling) every kernel for float32 and float64, timed with
+    Numba's on-disk cache (the usual case) and with an empty cache folder (a new
+    environment: everything is compiled). Medians of ``repeats`` fresh processes."""
+    code = (
+        "import sys, time\n"
+        "if sys.argv[1]: sys.path.insert(0, sys.argv[1])\n"
+        "import numpy as np\n"
+        "from mlpx.model import MLP\n"
+        "from mlpx.optimizers import make_optimizer\n"
+        "t0 = time.perf_counter()\n"
+        "for dt in ('float32', 'float64'):\n"
+        "    net = MLP([4, 3, 2], 'relu', seed=0, dtype=dt, jit='true')\n"
+        "    X, y = np.ones((2, 4), dt), np.array([0, 1])\n"
+        "    loss, c, g = net.train_batch(X, y, np.array([0, 1]))\n"
+        "    make_optimizer('adam', jit='true').step(net.parameters(), g.parameters())\n"
+        "print(time.perf_counter() - t0)\n"
+    )
+    env = dict(os.environ)
+    path = args.mlpx_path or ("" if importlib.util.find_spec("mlpx") else str(ROOT))
+    out: dict[str, Any] = {}
+    for label, cold in (("cached", False), ("compiled", True)):
+        times = []
+        for i in range(repeats + (0 if cold else 1)):
+            with tempfile.TemporaryDirectory(prefix="mlpx-numba-") as cache:
+                if cold:
+                    env["NUMBA_CACHE_DIR"] = cache
+                proc = subprocess.run(
+                    [sys.executable, "-c", code, path],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    check=False,
+                )
+            if proc.returncode != 0:
+                raise RuntimeError(f"the JIT start-up probe failed: {proc.stderr.strip()[-300:]}")
+            if cold or i > 0:  # (the first cached run may still have to fill the cache)
+                times.append(float(proc.stdout.strip().splitlines()[-1]))
+        out[label] = {"seconds": statistics.median(times), "runs": times}
+    return out
+
+
 def target_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     """Every target of issue 7 with the measured value and whether it holds."""
     rows: list[dict[str, Any]] = []
@@ -818,7 +872,13 @@ def mib(n: float) -> str:
 
 def markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
-    versions = ", ".join(f"{k} {m[k]}" for k in ("numpy", "sklearn", "torch", "mlflow") if k in m)
+    versions = ", ".join(
+        f"{k} {m[k]}" for k in ("numpy", "sklearn", "torch", "mlflow", "numba") if k in m
+    )
+    jit = report["config"].get("jit", "auto")
+    kernels_on = jit == "true" or (jit == "auto" and "numba" in m)
+    kernels = f"mlpx `backend.jit={jit}`: compiled kernels {'on' if kernels_on else 'off'}"
+
     info = next(iter(report.get("gemm", {}).values()), {}).get("blas", {})
     blas = " ".join(str(info[k]) for k in ("internal_api", "version", "architecture") if k in info)
     blas = (blas or "?") + (
@@ -831,7 +891,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"Machine: {m['cpu']}, {m['cpus']} CPUs, {m['platform']}; Python {m['python']}, "
         f"{versions}  ",
         f"NumPy's BLAS: {blas}; load average (1, 5, 15 min) before: {report['load_before']}, "
-        f"after: {report['load_after']}; {report['seconds']:.0f} s in all.",
+        f"after: {report['load_after']}; {report['seconds']:.0f} s in all; {kernels}.",
         "",
         "| problem | dtype | tool | s/epoch | samples/s | GFLOP/s | of GEMM ceiling "
         "(layers / 2048³) | peak MiB − data | mlpx time ÷ tool's (paired) |",
@@ -887,6 +947,15 @@ def markdown(report: dict[str, Any]) -> str:
     if report.get("startup"):
         s = report["startup"]
         lines += ["", f"`{s['command']}`: {s['seconds']:.2f} s (median of {len(s['runs'])})."]
+    j = report.get("jit_startup")
+    if j:
+        lines += [
+            "",
+            f"Compiled kernels (Numba {m.get('numba', '?')}), once per process before the first "
+            f"step: {j['cached']['seconds']:.2f} s with Numba's disk cache, "
+            f"{j['compiled']['seconds']:.2f} s compiling from scratch (import included; "
+            "medians of fresh processes).",
+        ]
     lines += ["", "| target (issue 7) | measured | limit | holds |", "|---|---:|---:|:---:|"]
     for row in report["targets"]:
         sign = ">=" if row.get("at_least") else "<="
@@ -1024,6 +1093,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peers", nargs="+", default=list(PEERS), choices=PEERS)
     parser.add_argument("--no-tracking", action="store_true", help="skip the MLflow lines")
     parser.add_argument("--no-startup", action="store_true", help="skip `mlpx --help`")
+    parser.add_argument(
+        "--jit",
+        default="auto",
+        choices=["auto", "true", "false"],
+        help="mlpx's backend.jit: compiled kernels (Numba) when installed (auto), always, never",
+    )
     parser.add_argument("--mlpx-path", default=None, help="import mlpx from this folder")
     parser.add_argument(
         "--openblas-coretype",
@@ -1065,6 +1140,7 @@ def main(argv: list[str] | None = None) -> int:
             "threads": threads(),
             "peers": peers,
             "openblas_coretype": args.openblas_coretype or os.environ.get("OPENBLAS_CORETYPE"),
+            "jit": args.jit,
         },
         "skipped": skipped,
         "results": {},
@@ -1073,7 +1149,13 @@ def main(argv: list[str] | None = None) -> int:
     }
     pause = 0.15 if quick else 0.3  # > the ~0.1 s OpenBLAS threads spin after a GEMM
     with tempfile.TemporaryDirectory(prefix="mlpx-speed-") as tmp:
-        base = {"folder": tmp, "quick": quick, "mlpx_path": args.mlpx_path, "threads": threads()}
+        base = {
+            "folder": tmp,
+            "quick": quick,
+            "mlpx_path": args.mlpx_path,
+            "threads": threads(),
+            "jit": args.jit,
+        }
         if args.openblas_coretype:
             base["env"] = {"OPENBLAS_CORETYPE": args.openblas_coretype}
         t0 = time.perf_counter()
@@ -1105,6 +1187,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_startup:
         report["startup"] = startup_time(args, 1 if quick else 5)
         say(f"mlpx --help: {report['startup']['seconds']:.2f} s", flush=True)
+        if args.jit != "false" and importlib.util.find_spec("numba") is not None:
+            report["jit_startup"] = jit_startup(args, 1 if quick else 3)
+            say(f"JIT start-up: {report['jit_startup']}", flush=True)
     report["load_after"] = load_average()
     report["seconds"] = time.perf_counter() - started
     report["targets"] = target_rows(report)

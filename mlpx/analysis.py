@@ -82,6 +82,7 @@ def copy_network(
         seed=0,
         dtype=dtype or net.dtype,
         backend=net.backend if backend is None else backend,
+        jit=net.jit,
     )
     copy.activation_fns = list(net.activation_fns)  # the very objects (tests patch them)
     # np.array(copy=True): on NumPy the setter would otherwise keep the very same arrays

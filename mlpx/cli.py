@@ -129,7 +129,8 @@ def environment_tags() -> dict[str, str]:
     from mlpx import __version__
 
     tags = {"mlpx.version": __version__, "python": platform.python_version()}
-    for package in ("numpy", "scikit-learn", "hydra-core", "omegaconf", "mlflow", "torch"):
+    packages = ("numpy", "scikit-learn", "hydra-core", "omegaconf", "mlflow", "torch", "numba")
+    for package in packages:
         try:
             tags[f"version.{package}"] = version(package)
         except PackageNotFoundError:
@@ -230,8 +231,11 @@ def run(cfg: DictConfig) -> float:
             rng=rng,
             backend=settings.backend.name,
             device=settings.backend.device,
+            jit=settings.backend.jit,
         )
-        optimizer = make_optimizer(o.name, lr=o.lr, schedule=o.schedule, **o.hparams)
+        optimizer = make_optimizer(
+            o.name, lr=o.lr, schedule=o.schedule, jit=settings.backend.jit, **o.hparams
+        )
         state = checkpoint.restore(model, optimizer, rng) if checkpoint else None
     except (ValueError, CheckpointError) as exc:
         raise UserError(str(exc)) from None

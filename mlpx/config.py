@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlpx import kernels
 from mlpx.activations import ACTIVATIONS
 from mlpx.backend import BACKENDS, DTYPES, BackendError, get_backend
 from mlpx.init import INITIALIZERS
@@ -245,18 +246,21 @@ class BackendSettings:
     name: str = "numpy"
     dtype: str = "float64"
     device: str = "cpu"
+    jit: str = "auto"  # NumPy: compiled kernels (Numba) auto | true | false
 
 
 def backend_settings(b: dict[str, Any]) -> BackendSettings:
     """Check the backend group; the library must be installed and the device visible."""
-    _only(b, "backend", ("name", "dtype", "device"))
+    _only(b, "backend", ("name", "dtype", "device", "jit"))
     name = _choice("backend.name", b.get("name", "numpy"), BACKENDS)
     dtype = _choice("backend.dtype", b.get("dtype", "float64"), DTYPES)
     try:
         backend = get_backend(name, b.get("device"))
-    except BackendError as exc:
+        jit = kernels.check_setting(b.get("jit", "auto"), key="backend.jit")
+        kernels.resolve(jit, key="backend.jit")  # true without Numba: say so before the run
+    except (BackendError, kernels.JitError) as exc:
         raise ConfigError(str(exc)) from None
-    return BackendSettings(name=name, dtype=dtype, device=backend.device_name)
+    return BackendSettings(name=name, dtype=dtype, device=backend.device_name, jit=jit)
 
 
 @dataclass(frozen=True)

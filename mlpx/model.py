@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from mlpx import kernels
 from mlpx.activations import ACTIVATIONS, Activation, get_activation
 from mlpx.backend import Backend, check_dtype, get_backend, is_numpy, to_numpy
 from mlpx.init import init_weights
@@ -151,6 +152,8 @@ class _Workspace:
         self.loss = CrossEntropyBuffers(n, net.sizes[-1], dt)
         self.pred = np.empty(n, np.intp)
         self.hits = np.empty(n, bool)
+        self.hit_count: int | None = None  # set by a step that counted them in its kernel
+        self.ce_coef = np.array([n, 1 / n if n else 0.0], dt)  # [n, 1/n] of kernels.cross_entropy
         self.X: np.ndarray | None = None  # gathered rows of the training data
 
     def gather(self, X: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -207,6 +210,9 @@ class MLP:
         ``"array_api_strict"``. The weights are drawn by the NumPy generator in float64 and
         then moved, so a seed gives the same initial weights on every backend. Arrays of
         the backend go in (NumPy arrays are accepted and moved) and come out.
+    jit : ``"auto"`` (default), ``"true"`` or ``"false"`` (or a bool): whether the NumPy
+        training step uses the compiled kernels of :mod:`mlpx.kernels` (Numba, the
+        ``jit`` extra); ``auto`` uses them when Numba is installed.
     """
 
     def __init__(
@@ -221,6 +227,7 @@ class MLP:
         rng: np.random.Generator | None = None,
         backend: str | Backend = "numpy",
         device: str | None = None,
+        jit: str | bool = "auto",
     ) -> None:
         self.sizes = _check_sizes(sizes)
         self.activation_fns = _check_activations(activations, len(self.sizes) - 1)
@@ -236,6 +243,9 @@ class MLP:
         else:
             self.backend = get_backend(backend, device)
         self.xp = self.backend.xp
+        #: Whether the NumPy training step runs the compiled kernels of :mod:`mlpx.kernels`.
+        self.jit = kernels.resolve(jit, key="jit") and self.backend.name == "numpy"
+        self._kernels = kernels.get() if self.jit else None
         if rng is None:
             rng = np.random.default_rng(seed)
         drawn = init_weights(init, self.sizes, rng, init_std)
@@ -431,8 +441,13 @@ class MLP:
         else:
             A, F = work.a, work.f
             F[0] = X
+            k = self._kernels
             for i, (W, b, act) in enumerate(zip(self._weights, self._biases, self.activation_fns)):
                 a = np.matmul(f, W.T, out=A[i])
+                if k is not None and act is _RELU:  # a += b; f = max(a, 0), one pass
+                    f = F[i + 1]
+                    k.bias_relu(a, b, f)
+                    continue
                 a += b
                 if act is _RELU:  # f_l in its own buffer: a_l stays readable (net._a)
                     f = np.maximum(a, work.zeros[i], out=F[i + 1])
@@ -596,7 +611,10 @@ class MLP:
         for i in range(L - 1, -1, -1):
             act = self.activation_fns[i]
             dfs_out[i] = df
-            if act is _RELU:  # delta_f * [f > 0]: ~15x faster than df[f <= 0] = 0
+            if act is _RELU and work is not None and self._kernels is not None:
+                da = das[i]
+                self._kernels.relu_delta(df, F[i + 1], da)
+            elif act is _RELU:  # delta_f * [f > 0]: ~15x faster than df[f <= 0] = 0
                 mask = F[i + 1] > 0 if work is None else np.greater(F[i + 1], 0, out=work.mask[i])
                 da = np.multiply(df, mask, out=das[i])
             else:
@@ -655,7 +673,12 @@ class MLP:
         logits = self._forward_numpy(X, work)
         g = self._numpy_gradients(out)
         das, dfs, dx = self._delta_buffers(g, X.shape[0], input_grad, out is not None)
-        loss = cross_entropy_into(logits, y, dfs[-1], work.loss)
+        if self._kernels is not None and work.n > 0:  # also counts the hits (train_batch)
+            loss, work.hit_count = self._kernels.cross_entropy(logits, y, dfs[-1], work.ce_coef)
+            if work.hit_count < 0:
+                raise ValueError(f"labels must be integers in 0..{self.sizes[-1] - 1}")
+        else:
+            loss, work.hit_count = cross_entropy_into(logits, y, dfs[-1], work.loss), None
         return loss, self._backward_numpy(g, das, dfs, dx, work)
 
     def train_batch(
@@ -682,6 +705,8 @@ class MLP:
         yb = y[rows]  # also rejects out-of-range rows, before the unchecked gather below
         work = self._workspace(yb.shape[0])
         loss, g = self._step_numpy(work.gather(X, rows), yb, out, False, work)
+        if work.hit_count is not None:  # counted by the compiled cross-entropy
+            return loss, work.hit_count, g
         self._f[-1].argmax(axis=1, out=work.pred)  # methods: no dispatch layer, ~3x faster
         return loss, int(np.count_nonzero(np.equal(work.pred, yb, out=work.hits))), g
 

@@ -126,6 +126,7 @@ BAD = [
     (["backend.dtype=float16"], r"^backend\.dtype must be one of float32, float64, got"),
     (["backend.name=jax"], r"^backend\.name must be one of numpy, cupy, torch, .*'jax'$"),
     (["backend.device=cuda"], r"^backend\.device must be cpu for backend numpy, got 'cuda'$"),
+    (["backend.jit=sometimes"], r"^backend\.jit must be one of auto, true, false, got 'some"),
     (["trainer.epochs=0"], r"^trainer\.epochs must be an integer >= 1, got 0$"),
     (["trainer.batch_size=1.5"], r"^trainer\.batch_size must be an integer, got 1\.5$"),
     (["trainer.objective=val/f1"], r"^trainer\.objective must be one of val/loss, .*'val/f1'$"),
