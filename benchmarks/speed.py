@@ -881,11 +881,15 @@ def markdown(report: dict[str, Any]) -> str:
 
     info = next(iter(report.get("gemm", {}).values()), {}).get("blas", {})
     blas = " ".join(str(info[k]) for k in ("internal_api", "version", "architecture") if k in info)
-    blas = (blas or "?") + (
-        f" (OPENBLAS_CORETYPE={report['config']['openblas_coretype']})"
-        if report["config"].get("openblas_coretype")
-        else ""
-    )
+    pins = [
+        f"{name}={report['config'][key]}"
+        for name, key in (
+            ("OPENBLAS_CORETYPE", "openblas_coretype"),
+            ("OPENBLAS_L2_SIZE", "openblas_l2_size"),
+        )
+        if report["config"].get(key)
+    ]
+    blas = (blas or "?") + (f" ({', '.join(pins)})" if pins else " (no OPENBLAS_* pins)")
     lines = [
         f"Command: `{report['command']}`  ",
         f"Machine: {m['cpu']}, {m['cpus']} CPUs, {m['platform']}; Python {m['python']}, "
@@ -1140,6 +1144,7 @@ def main(argv: list[str] | None = None) -> int:
             "threads": threads(),
             "peers": peers,
             "openblas_coretype": args.openblas_coretype or os.environ.get("OPENBLAS_CORETYPE"),
+            "openblas_l2_size": os.environ.get("OPENBLAS_L2_SIZE"),
             "jit": args.jit,
         },
         "skipped": skipped,

@@ -23,6 +23,7 @@ import hydra
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from mlpx import kernels
 from mlpx.config import ConfigError, Settings, settings_from_dict
 
 
@@ -106,6 +107,10 @@ def make_tracker(
         "device": settings.backend.device,
         "dtype": settings.backend.dtype,
         "optimizer": settings.optimizer.name,
+        # whether the compiled kernels ran (backend.jit resolved: auto -> Numba installed?)
+        "jit": str(
+            settings.backend.name == "numpy" and kernels.resolve(settings.backend.jit)
+        ).lower(),
     }
     if config_hash:
         from mlpx.sweep import CONFIG_HASH_TAG
@@ -113,10 +118,23 @@ def make_tracker(
         tags[CONFIG_HASH_TAG] = config_hash
     tags.update(environment_tags())
     if resume_run_id is not None:
-        tracker = MlflowTracker(uri, lg.experiment_name, None, resume_run_id=resume_run_id)
+        tracker = MlflowTracker(
+            uri,
+            lg.experiment_name,
+            None,
+            resume_run_id=resume_run_id,
+            direct_sqlite=lg.direct_sqlite,
+        )
         tracker.set_tags({"mlpx.resumed": "true"})
         return tracker
-    tracker = MlflowTracker(uri, lg.experiment_name, name, parent_run_id=parent, tags=tags)
+    tracker = MlflowTracker(
+        uri,
+        lg.experiment_name,
+        name,
+        parent_run_id=parent,
+        tags=tags,
+        direct_sqlite=lg.direct_sqlite,
+    )
     tracker.log_params(flat_params)
     return tracker
 

@@ -355,10 +355,19 @@ class LoggerSettings:
     run_name: str | None = None
     log_grad_norms: bool = True
     log_figures: bool = True
+    direct_sqlite: bool = True  # metric values straight into a SQLite store's tables
 
 
 def logger_settings(lg: dict[str, Any]) -> LoggerSettings:
-    keys = ("name", "tracking_uri", "experiment_name", "run_name", "log_grad_norms", "log_figures")
+    keys = (
+        "name",
+        "tracking_uri",
+        "experiment_name",
+        "run_name",
+        "log_grad_norms",
+        "log_figures",
+        "direct_sqlite",
+    )
     _only(lg, "logger", keys)
     name = _choice("logger.name", lg.get("name", "mlflow"), LOGGERS)
     uri = lg.get("tracking_uri")
@@ -377,6 +386,7 @@ def logger_settings(lg: dict[str, Any]) -> LoggerSettings:
         run_name=run_name,
         log_grad_norms=_bool("logger.log_grad_norms", lg.get("log_grad_norms", True)),
         log_figures=_bool("logger.log_figures", lg.get("log_figures", True)),
+        direct_sqlite=_bool("logger.direct_sqlite", lg.get("direct_sqlite", True)),
     )
 
 

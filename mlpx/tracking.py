@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import math
 import os
 import random
 import re
@@ -778,6 +779,129 @@ _SENDER_TIMEOUT = 60.0
 _SENDER_PAUSE_AFTER_FAILURE = 1.0
 
 
+class _SqliteMetricWriter:
+    """Metric values of one run written straight into an MLflow SQLite store.
+
+    MLflow's ``log_batch`` builds an ORM object per value: ~0.08 ms of CPU a value on
+    SQLite, which is what tracking costs a run that logs every step (5 values a step on
+    (a) of benchmarks/speed.py: +10% of training time, on a 2-core machine where every
+    CPU cycle taken from OpenBLAS's two threads delays the GEMM). This writes the same rows
+    with two ``executemany`` statements through MLflow's own table definitions (``metrics``
+    and ``latest_metrics`` of ``mlflow.store.tracking.dbmodels.models``), ~10x cheaper,
+    in one transaction, with ``log_batch``'s semantics: NaN stored as 0 with ``is_nan``,
+    +-inf as +-1.797e308, a value identical to one already logged (key, timestamp, step,
+    value) dropped, ``latest_metrics`` moved to the value with the largest ``(step,
+    timestamp, value)``, and nothing written to a run that is not active.
+    ``tests/test_tracking.py`` holds the two paths to the same history and latest values
+    through MLflow's client. Used only for SQLite stores whose tables have the expected
+    columns; :meth:`create` returns None otherwise, and a write that fails for any other
+    reason than a locked database makes the caller go back to ``log_batch`` for good.
+    """
+
+    _COLUMNS = frozenset({"key", "value", "timestamp", "step", "is_nan", "run_uuid"})
+
+    def __init__(self, engine: Any, metrics: Any, latest: Any, runs: Any, run_id: str) -> None:
+        self.engine, self.metrics, self.latest, self.runs = engine, metrics, latest, runs
+        self.run_id = run_id
+
+    @classmethod
+    def create(cls, client: Any, run_id: str) -> _SqliteMetricWriter | None:
+        """The writer for ``run_id`` of ``client``'s store, or None when that is not a
+        SQLite store of the expected schema (then ``log_batch`` is used)."""
+        try:
+            from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric, SqlRun
+            from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+            store = client._tracking_client.store
+            if not isinstance(store, SqlAlchemyStore) or store.engine.dialect.name != "sqlite":
+                return None
+            metrics, latest, runs = SqlMetric.__table__, SqlLatestMetric.__table__, SqlRun.__table__
+            if not (
+                cls._COLUMNS == set(metrics.c.keys())
+                and cls._COLUMNS == set(latest.c.keys())
+                and {"run_uuid", "lifecycle_stage"} <= set(runs.c.keys())
+            ):
+                return None
+            return cls(store.engine, metrics, latest, runs, run_id)
+        except Exception:  # another MLflow layout: log_batch it is
+            return None
+
+    def write(self, chunk: Sequence[tuple[str, float, int, int]]) -> bool:
+        """Write ``(key, value, timestamp_ms, step)`` rows; False (nothing written) when the
+        run is not active, so that ``log_batch`` raises MLflow's own error for it."""
+        import sqlalchemy as sa
+
+        run_id = self.run_id
+        rows: list[dict[str, Any]] = []
+        seen: set[tuple[Any, ...]] = set()
+        best: dict[str, dict[str, Any]] = {}  # key -> its row with the largest (step, ts, value)
+        for key, value, timestamp, step in chunk:
+            is_nan = math.isnan(value)
+            if is_nan:
+                value = 0.0
+            elif math.isinf(value):
+                value = 1.7976931348623157e308 if value > 0 else -1.7976931348623157e308
+            ident = (key, timestamp, step, value, is_nan)
+            if ident in seen:
+                continue
+            seen.add(ident)
+            row = {
+                "key": key,
+                "value": value,
+                "timestamp": timestamp,
+                "step": step,
+                "is_nan": is_nan,
+                "run_uuid": run_id,
+            }
+            rows.append(row)
+            old = best.get(key)
+            if old is None or (step, timestamp, value) > (
+                old["step"],
+                old["timestamp"],
+                old["value"],
+            ):
+                best[key] = row
+        if not rows:
+            return True
+        latest = self.latest
+        with self.engine.begin() as conn:
+            stage = conn.execute(
+                sa.select(self.runs.c.lifecycle_stage).where(self.runs.c.run_uuid == run_id)
+            ).scalar()
+            if stage != "active":
+                return False
+            conn.execute(self.metrics.insert().prefix_with("OR IGNORE"), rows)
+            stored = {
+                r.key: r
+                for r in conn.execute(
+                    sa.select(
+                        latest.c.key, latest.c.step, latest.c.timestamp, latest.c.value
+                    ).where(latest.c.run_uuid == run_id, latest.c.key.in_(list(best)))
+                )
+            }
+            new = [row for key, row in best.items() if key not in stored]
+            if new:
+                conn.execute(latest.insert(), new)
+            for key, row in best.items():
+                old = stored.get(key)
+                if old is not None and (row["step"], row["timestamp"], row["value"]) > (
+                    old.step,
+                    old.timestamp,
+                    old.value,
+                ):
+                    conn.execute(
+                        latest.update()
+                        .where(latest.c.run_uuid == run_id, latest.c.key == key)
+                        .values(
+                            value=row["value"],
+                            timestamp=row["timestamp"],
+                            step=row["step"],
+                            is_nan=row["is_nan"],
+                        )
+                    )
+        return True
+
+
 class _RunState:
     """What is needed to send metrics and end a run, without a reference to the tracker itself.
 
@@ -793,10 +917,13 @@ class _RunState:
     re-entrant because a finalizer may run on any thread, in the middle of anything.
     """
 
-    def __init__(self, client: Any, uri: str, run_id: str) -> None:
+    def __init__(self, client: Any, uri: str, run_id: str, *, direct: bool = True) -> None:
         self.client = client
         self.uri = uri
         self.run_id = run_id
+        # Metric values go straight into a SQLite store's tables when it is one (see
+        # _SqliteMetricWriter); None: MLflow's log_batch.
+        self.writer = _SqliteMetricWriter.create(client, run_id) if direct else None
         self.pid = os.getpid()
         self.lock = threading.RLock()
         self.send_lock = threading.RLock()
@@ -906,6 +1033,9 @@ class _RunState:
                     self.in_flight += len(chunk)
                 sent = False
                 try:
+                    if self.writer is not None and self._write_direct(chunk):
+                        sent = True
+                        continue
                     metrics = [Metric(k, v, ts, step) for k, v, ts, step in chunk]
                     _with_retry(
                         self.client.log_batch,
@@ -926,6 +1056,29 @@ class _RunState:
         finally:
             if acquired:
                 self.send_lock.release()
+
+    def _write_direct(self, chunk: list[tuple[str, float, int, int]]) -> bool:
+        """Send ``chunk`` with the SQLite writer. False: send it with ``log_batch`` (the run
+        is not active and MLflow should say so; or the writer failed, and is dropped)."""
+        writer = self.writer
+        if writer is None:
+            return False
+        try:
+            return _with_retry(
+                writer.write,
+                chunk,
+                retries=self.retries,
+                what=f"writing {len(chunk)} metric values",
+            )
+        except Exception as e:
+            self.writer = None
+            _logger.warning(
+                "run %s: writing metric values straight into the SQLite store failed (%s); "
+                "sending them with MLflow's log_batch from now on",
+                self.run_id,
+                _short_reason(e),
+            )
+            return False
 
     def end(self, status: str, error: str | None) -> None:
         """Stop the sender, flush, record the error, set the terminal status.
@@ -1036,6 +1189,9 @@ class MlflowTracker:
             server's choice.
         resume_run_id: continue this existing run (set RUNNING again, metrics appended)
             instead of creating one.
+        direct_sqlite: on a SQLite store, write metric values straight into MLflow's
+            ``metrics``/``latest_metrics`` tables (~10x less CPU than ``log_batch``, the same
+            rows; see :class:`_SqliteMetricWriter`). False: always ``log_batch``.
 
     Metrics are buffered and sent with ``log_batch`` (<= 1000 values per call) by a
     background daemon thread (one per run, started on the first due send), so logging does
@@ -1063,6 +1219,7 @@ class MlflowTracker:
         flush_seconds: float = 5.0,
         artifact_location: str | None = None,
         resume_run_id: str | None = None,
+        direct_sqlite: bool = True,
     ) -> None:
         if flush_every < 1:
             raise ValueError(f"flush_every must be a positive integer, got {flush_every}")
@@ -1110,7 +1267,7 @@ class MlflowTracker:
         self.run_id: str | None = run.info.run_id
         self.run_name: str = run.info.run_name
         self.artifact_uri: str = run.info.artifact_uri
-        self._state = _RunState(self._client, uri, run.info.run_id)
+        self._state = _RunState(self._client, uri, run.info.run_id, direct=direct_sqlite)
         _LIVE_RUNS.add(self._state)
         _register_exit_hook()
         self._finalizer = weakref.finalize(

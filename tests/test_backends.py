@@ -568,6 +568,7 @@ def test_cli_torch_run_is_tagged_in_mlflow(tmp_path: Path) -> None:
     assert run.info.status == "FINISHED"
     tags = run.data.tags
     assert (tags["backend"], tags["device"], tags["dtype"]) == ("torch", "cpu", "float64")
+    assert tags["jit"] == "false"  # the kernels are NumPy's
     assert run.data.metrics["test/accuracy"] > 0.5
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from mlpx import kernels
 from tests.cli_helpers import client, runs_of
 from tests.cli_helpers import run_mlpx as mlpx
 
@@ -31,6 +32,7 @@ def test_default_run_reaches_95_percent_and_records_everything(tmp_path: Path) -
     assert params["trainer.batch_size"] == "32"
     assert tags["dataset"] == "digits" and tags["backend"] == "numpy"
     assert tags["dtype"] == "float64" and tags["mlpx.version"]
+    assert tags["jit"] == str(kernels.available()).lower()  # backend.jit=auto
     assert metrics["test/accuracy"] >= 0.95
     c = client(uri)
     rid = run.info.run_id

@@ -133,6 +133,7 @@ BAD = [
     (["trainer.direction=up"], r"^trainer\.direction must be one of minimize, maximize"),
     (["trainer.early_stopping.monitor=loss"], r"^trainer\.early_stopping\.monitor must be"),
     (["trainer.shuffle=maybe"], r"^trainer\.shuffle must be true or false, got 'maybe'$"),
+    (["logger.direct_sqlite=maybe"], r"^logger\.direct_sqlite must be true or false, got"),
     (["logger.name=wandb"], r"^logger\.name must be one of mlflow, none, got 'wandb'$"),
     (["logger.experiment_name=''"], r"^logger\.experiment_name must be a non-empty string"),
 ]

@@ -184,7 +184,9 @@ def _wait_until(predicate, timeout: float = 20.0) -> None:
 
 
 def test_metrics_go_through_log_batch_not_log_metric(store, client, monkeypatch):
-    tracker = MlflowTracker(store, "tests", "batched", flush_every=1000, flush_seconds=3600)
+    tracker = MlflowTracker(
+        store, "tests", "batched", flush_every=1000, flush_seconds=3600, direct_sqlite=False
+    )
     batch = _Spy(tracker._client.log_batch)
     single = _Spy(tracker._client.log_metric)
     monkeypatch.setattr(tracker._client, "log_batch", batch)
@@ -214,7 +216,9 @@ def test_params_are_sent_in_chunks_of_100(store, client, monkeypatch):
 
 
 def test_flush_seconds_sends_without_waiting_for_a_full_buffer(store, monkeypatch):
-    tracker = MlflowTracker(store, "tests", "timed", flush_every=1000, flush_seconds=0.0)
+    tracker = MlflowTracker(
+        store, "tests", "timed", flush_every=1000, flush_seconds=0.0, direct_sqlite=False
+    )
     batch = _Spy(tracker._client.log_batch)
     monkeypatch.setattr(tracker._client, "log_batch", batch)
     for step in range(3):
@@ -254,7 +258,9 @@ class _ThreadSpy:
 
 
 def test_log_metrics_never_sends_on_the_training_thread(store, client, monkeypatch):
-    tracker = MlflowTracker(store, "tests", "async", flush_every=100, flush_seconds=3600)
+    tracker = MlflowTracker(
+        store, "tests", "async", flush_every=100, flush_seconds=3600, direct_sqlite=False
+    )
     spy = _ThreadSpy(tracker._client.log_batch, block=True)
     monkeypatch.setattr(tracker._client, "log_batch", spy)
     training = threading.current_thread()
@@ -297,7 +303,9 @@ def test_finish_stores_every_value_sent_in_the_background(store, client):
 
 
 def test_transient_background_failure_loses_nothing(store, client, monkeypatch, caplog):
-    tracker = MlflowTracker(store, "tests", "async-retry", flush_every=100, flush_seconds=3600)
+    tracker = MlflowTracker(
+        store, "tests", "async-retry", flush_every=100, flush_seconds=3600, direct_sqlite=False
+    )
     locked = RuntimeError("(sqlite3.OperationalError) database is locked")
     spy = _ThreadSpy(tracker._client.log_batch, fail=[locked])
     monkeypatch.setattr(tracker._client, "log_batch", spy)
@@ -314,7 +322,9 @@ def test_transient_background_failure_loses_nothing(store, client, monkeypatch, 
 
 
 def test_failed_background_send_keeps_values_for_finish(store, client, monkeypatch, caplog):
-    tracker = MlflowTracker(store, "tests", "async-fail", flush_every=100, flush_seconds=3600)
+    tracker = MlflowTracker(
+        store, "tests", "async-fail", flush_every=100, flush_seconds=3600, direct_sqlite=False
+    )
     spy = _ThreadSpy(tracker._client.log_batch, fail=[ValueError("store says no")])
     monkeypatch.setattr(tracker._client, "log_batch", spy)
     with caplog.at_level("WARNING", logger="mlpx.tracking"):
@@ -330,7 +340,9 @@ def test_failed_background_send_keeps_values_for_finish(store, client, monkeypat
 
 
 def test_flush_raises_and_keeps_values_when_the_store_refuses(store, client, monkeypatch):
-    tracker = MlflowTracker(store, "tests", "flush-fail", flush_every=1000, flush_seconds=3600)
+    tracker = MlflowTracker(
+        store, "tests", "flush-fail", flush_every=1000, flush_seconds=3600, direct_sqlite=False
+    )
     spy = _ThreadSpy(tracker._client.log_batch, fail=[ValueError("refused")])
     monkeypatch.setattr(tracker._client, "log_batch", spy)
     for step in range(10):
@@ -342,6 +354,130 @@ def test_flush_raises_and_keeps_values_when_the_store_refuses(store, client, mon
     assert tracker.buffered == 0
     assert len(client.get_metric_history(tracker.run_id, "a")) == 10
     tracker.finish()
+
+
+# ------------------------------------------------------------------------------------------
+# Metric values written straight into a SQLite store (_SqliteMetricWriter)
+# ------------------------------------------------------------------------------------------
+
+
+def _stored(client, run_id: str, keys) -> tuple[dict, dict]:
+    """Every stored (step, timestamp, value) of each key, and the run's latest values, with
+    NaN spelled out (nan != nan)."""
+
+    def v(x: float):
+        return "nan" if x != x else repr(x)  # strings: sortable, and -0.0 != 0.0
+
+    history = {
+        key: sorted(
+            (m.step, m.timestamp, v(m.value)) for m in client.get_metric_history(run_id, key)
+        )
+        for key in keys
+    }
+    latest = {k: v(x) for k, x in client.get_run(run_id).data.metrics.items()}
+    return history, latest
+
+
+def _send_rows(tracker: MlflowTracker, chunks) -> None:
+    for rows in chunks:  # exact timestamps: straight into the buffer, then one send each
+        with tracker._state.lock:
+            tracker._state.buffer.extend(rows)
+        tracker.flush()
+
+
+def test_direct_sqlite_writes_exactly_what_log_batch_writes(store, client):
+    import random
+
+    nan, inf = float("nan"), float("inf")
+    chunks = [
+        [
+            ("a", 1.0, 1000, 0),
+            ("a", 1.0, 1000, 0),  # identical: stored once
+            ("a", 2.0, 1000, 1),
+            ("a", 0.5, 999, 1),  # same step, older: not the latest
+            ("b", nan, 1000, 0),
+            ("b", 1.0, 1000, 0),
+            ("b", nan, 1000, 0),
+            ("c", inf, 5, 3),
+            ("c", -inf, 5, 3),  # same step and time, smaller: not the latest
+            ("d", 3.0, 10, 5),
+            ("d", 4.0, 10, 2),  # an earlier step later: not the latest
+            ("grad_norm/layer_1", 0.25, 7, 7),
+        ],
+        [
+            ("a", 1.0, 1000, 0),  # identical to a value of the first send: dropped
+            ("a", 9.0, 500, 1),
+            ("d", 1.0, 11, 5),  # same step, newer: the latest
+            ("c", nan, 6, 3),  # a newer NaN becomes the latest
+            ("e", -0.0, 1, 1),
+        ],
+    ]
+    rng = random.Random(0)
+    values = [0.0, 1.0, -1.0, 2.5, nan, inf, -inf]
+    for _ in range(3):
+        chunks.append(
+            [
+                (rng.choice("xyz"), rng.choice(values), rng.randrange(4), rng.randrange(6))
+                for _ in range(200)
+            ]
+        )
+    keys = sorted({row[0] for chunk in chunks for row in chunk})
+    results = []
+    for direct in (True, False):
+        tracker = MlflowTracker(
+            store, "tests", f"direct-{direct}", flush_seconds=3600, direct_sqlite=direct
+        )
+        assert (tracker._state.writer is not None) is direct
+        _send_rows(tracker, chunks)
+        assert (tracker._state.writer is not None) is direct  # never fell back
+        tracker.finish()
+        results.append(_stored(client, tracker.run_id, keys))
+    assert results[0] == results[1]
+    history, latest = results[0]
+    assert len(history["a"]) == 4 and latest["d"] == "1.0" and latest["c"] == "nan"
+
+
+def test_direct_sqlite_skips_log_batch(store, client, monkeypatch):
+    tracker = MlflowTracker(store, "tests", "direct-spy", flush_every=100, flush_seconds=3600)
+    batch = _Spy(tracker._client.log_batch)
+    monkeypatch.setattr(tracker._client, "log_batch", batch)
+    for step in range(500):
+        tracker.log_metrics({"train/loss": 1.0 / (step + 1), "grad_norm/global": 2.0}, step)
+    tracker.finish()
+    assert not [kw for kw in batch.calls if kw.get("metrics")]
+    assert len(client.get_metric_history(tracker.run_id, "train/loss")) == 500
+    assert client.get_run(tracker.run_id).data.metrics["train/loss"] == 1.0 / 500
+
+
+def test_direct_sqlite_failure_falls_back_to_log_batch(store, client, monkeypatch, caplog):
+    tracker = MlflowTracker(store, "tests", "direct-broken", flush_every=10**6, flush_seconds=3600)
+    writer = tracker._state.writer
+    assert writer is not None
+
+    def broken(chunk):
+        raise KeyError("no such column")
+
+    monkeypatch.setattr(writer, "write", broken)
+    with caplog.at_level("WARNING", logger="mlpx.tracking"):
+        for step in range(50):
+            tracker.log_metrics({"a": float(step)}, step)
+        tracker.flush()
+    assert "sending them with MLflow's log_batch from now on" in caplog.text
+    assert tracker._state.writer is None
+    tracker.finish()
+    assert sorted(m.step for m in client.get_metric_history(tracker.run_id, "a")) == list(range(50))
+
+
+def test_direct_sqlite_leaves_a_deleted_run_to_mlflow(store, client):
+    tracker = MlflowTracker(store, "tests", "direct-deleted", flush_every=10**6, flush_seconds=3600)
+    tracker.log_metrics({"a": 1.0}, 0)
+    client.delete_run(tracker.run_id)
+    with pytest.raises(Exception, match="must be in the 'active' state"):
+        tracker.flush()  # MLflow's own error, from log_batch
+    assert tracker.buffered == 1  # kept
+    client.restore_run(tracker.run_id)
+    tracker.finish()
+    assert [m.value for m in client.get_metric_history(tracker.run_id, "a")] == [1.0]
 
 
 def test_collected_tracker_flushes_and_stops_its_sender(store, client):
