@@ -832,34 +832,22 @@ class _SqliteMetricWriter:
         import sqlalchemy as sa
 
         run_id = self.run_id
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []  # in the column order of _INSERT
         seen: set[tuple[Any, ...]] = set()
-        best: dict[str, dict[str, Any]] = {}  # key -> its row with the largest (step, ts, value)
+        best: dict[str, tuple[Any, ...]] = {}  # key -> its row of largest (step, ts, value)
         for key, value, timestamp, step in chunk:
-            is_nan = math.isnan(value)
+            is_nan = value != value
             if is_nan:
                 value = 0.0
             elif math.isinf(value):
                 value = 1.7976931348623157e308 if value > 0 else -1.7976931348623157e308
-            ident = (key, timestamp, step, value, is_nan)
-            if ident in seen:
+            row = (key, value, timestamp, step, is_nan, run_id)
+            if row in seen:
                 continue
-            seen.add(ident)
-            row = {
-                "key": key,
-                "value": value,
-                "timestamp": timestamp,
-                "step": step,
-                "is_nan": is_nan,
-                "run_uuid": run_id,
-            }
+            seen.add(row)
             rows.append(row)
             old = best.get(key)
-            if old is None or (step, timestamp, value) > (
-                old["step"],
-                old["timestamp"],
-                old["value"],
-            ):
+            if old is None or (step, timestamp, value) > (old[3], old[2], old[1]):
                 best[key] = row
         if not rows:
             return True
@@ -870,9 +858,11 @@ class _SqliteMetricWriter:
             ).scalar()
             if stage != "active":
                 return False
-            conn.execute(self.metrics.insert().prefix_with("OR IGNORE"), rows)
+            # The DB-API's own executemany: SQLAlchemy's per-row parameter processing would
+            # cost as much again (the columns were checked against MLflow's models).
+            conn.exec_driver_sql(self._insert(self.metrics, "OR IGNORE "), rows)
             stored = {
-                r.key: r
+                r.key: (r.step, r.timestamp, r.value)
                 for r in conn.execute(
                     sa.select(
                         latest.c.key, latest.c.step, latest.c.timestamp, latest.c.value
@@ -881,25 +871,38 @@ class _SqliteMetricWriter:
             }
             new = [row for key, row in best.items() if key not in stored]
             if new:
-                conn.execute(latest.insert(), new)
-            for key, row in best.items():
-                old = stored.get(key)
-                if old is not None and (row["step"], row["timestamp"], row["value"]) > (
-                    old.step,
-                    old.timestamp,
-                    old.value,
-                ):
-                    conn.execute(
-                        latest.update()
-                        .where(latest.c.run_uuid == run_id, latest.c.key == key)
-                        .values(
-                            value=row["value"],
-                            timestamp=row["timestamp"],
-                            step=row["step"],
-                            is_nan=row["is_nan"],
-                        )
-                    )
+                conn.exec_driver_sql(self._insert(latest, ""), new)
+            moved = [
+                {"v": row[1], "t": row[2], "s": row[3], "n": row[4], "k": key}
+                for key, row in best.items()
+                if key in stored and (row[3], row[2], row[1]) > stored[key]
+            ]
+            if moved:
+                conn.execute(self._update, moved)
         return True
+
+    @staticmethod
+    def _insert(table: Any, conflict: str) -> str:
+        return (
+            f"INSERT {conflict}INTO {table.name} (key, value, timestamp, step, is_nan, run_uuid) "
+            "VALUES (?, ?, ?, ?, ?, ?)"
+        )
+
+    @property
+    def _update(self) -> Any:
+        import sqlalchemy as sa
+
+        latest = self.latest
+        return (
+            latest.update()
+            .where(latest.c.run_uuid == self.run_id, latest.c.key == sa.bindparam("k"))
+            .values(
+                value=sa.bindparam("v"),
+                timestamp=sa.bindparam("t"),
+                step=sa.bindparam("s"),
+                is_nan=sa.bindparam("n"),
+            )
+        )
 
 
 class _RunState:

@@ -57,11 +57,21 @@ class FitResult:
         return values[-1][1] if values else math.nan
 
 
+def _squared_norm(a: Any) -> float:
+    """``||a||^2``: one BLAS dot for a NumPy array (a training step's gradients are
+    contiguous), ``global_norm`` squared on other backends."""
+    if type(a) is np.ndarray and a.flags.c_contiguous:
+        v = a.reshape(-1)
+        return float(v @ v)
+    return global_norm([a]) ** 2
+
+
 def _grad_norms(g: Gradients) -> dict[str, float]:
     """``grad_norm/layer_<l>`` = ||delta_W_l||_F and the global norm over every gradient."""
-    out = {f"grad_norm/layer_{i + 1}": global_norm([dW]) for i, dW in enumerate(g.weights)}
-    squares = sum(v * v for v in out.values()) + sum(global_norm([db]) ** 2 for db in g.biases)
-    out["grad_norm/global"] = math.sqrt(squares)
+    squares = [_squared_norm(dW) for dW in g.weights]
+    out = {f"grad_norm/layer_{i + 1}": math.sqrt(s) for i, s in enumerate(squares)}
+    total = sum(squares) + sum(_squared_norm(db) for db in g.biases)
+    out["grad_norm/global"] = math.sqrt(total)
     return out
 
 
