@@ -30,6 +30,7 @@ an environment compiles (~1-3 s per dtype), later runs load it (``import numba``
 from __future__ import annotations
 
 import importlib.util
+import logging
 import math
 from typing import Any
 
@@ -39,6 +40,9 @@ JIT_SETTINGS = ("auto", "true", "false")
 INSTALL_HINT = 'pip install "mlpx[jit]"'
 
 _kernels: Any = None  # the compiled functions (a namespace), once built
+_failure: str | None = None  # why loading Numba failed, once it has
+_warned = False  # the auto fallback was reported
+_logger = logging.getLogger(__name__)
 
 
 class JitError(ValueError):
@@ -62,7 +66,12 @@ def check_setting(value: Any, *, key: str = "backend.jit") -> str:
 
 
 def resolve(value: Any, *, key: str = "backend.jit") -> bool:
-    """Whether the kernels are used for ``value``; ``true`` without Numba raises."""
+    """Whether the kernels are used for ``value`` (loading them if so).
+
+    ``true`` raises :class:`JitError` when Numba is missing or cannot be loaded (a NumPy
+    it does not support, a broken LLVM); ``auto`` then trains with NumPy alone and says
+    why once (a warning), ``false`` never looks.
+    """
     setting = check_setting(value, key=key)
     if setting == "false":
         return False
@@ -70,14 +79,36 @@ def resolve(value: Any, *, key: str = "backend.jit") -> bool:
         if setting == "true":
             raise JitError(f"{key}=true needs Numba: {INSTALL_HINT} (or set {key}=auto)")
         return False
+    try:
+        get()
+    except JitError as exc:
+        if setting == "true":
+            raise JitError(f"{key}=true: {exc}") from None
+        global _warned
+        if not _warned:
+            _warned = True
+            _logger.warning("%s=auto: %s; training with NumPy alone", key, exc)
+        return False
     return True
 
 
 def get() -> Any:
-    """The compiled kernels (built, or loaded from Numba's cache, on the first call)."""
-    global _kernels
+    """The compiled kernels (built, or loaded from Numba's cache, on the first call).
+
+    Raises :class:`JitError` (one line) when Numba is installed but cannot be loaded.
+    """
+    global _kernels, _failure
     if _kernels is None:
-        _kernels = _build()
+        if _failure is not None:
+            raise JitError(_failure)
+        try:
+            _kernels = _build()
+        except Exception as exc:
+            reason = (str(exc).strip().splitlines() or [""])[0]
+            _failure = (
+                f"Numba is installed but could not be loaded ({type(exc).__name__}: {reason})"
+            )
+            raise JitError(_failure) from exc
     return _kernels
 
 

@@ -62,6 +62,36 @@ def test_without_numba_auto_falls_back_and_true_says_how_to_install(monkeypatch)
         make_optimizer("adam", jit="true")
 
 
+def test_numba_that_cannot_load_falls_back_or_says_why(monkeypatch, caplog) -> None:
+    """Numba installed but broken (say a NumPy it does not support yet): auto trains with
+    NumPy and warns once; true stops with one line that says why."""
+
+    def broken():
+        raise ImportError("Numba needs NumPy 2.3 or less.\nGot NumPy 2.9.")
+
+    monkeypatch.setattr(kernels, "available", lambda: True)
+    monkeypatch.setattr(kernels, "_build", broken)
+    monkeypatch.setattr(kernels, "_kernels", None)
+    monkeypatch.setattr(kernels, "_failure", None)
+    monkeypatch.setattr(kernels, "_warned", False)
+    with caplog.at_level("WARNING", logger="mlpx.kernels"):
+        assert kernels.resolve("auto") is False
+        net = MLP([4, 3, 2], jit="auto")
+        assert make_optimizer("adam", jit="auto").jit is False
+    assert net.jit is False and net._kernels is None
+    warnings = [r.getMessage() for r in caplog.records]
+    assert warnings == [
+        "backend.jit=auto: Numba is installed but could not be loaded (ImportError: Numba "
+        "needs NumPy 2.3 or less.); training with NumPy alone"
+    ]
+    with pytest.raises(ConfigError) as info:
+        backend_settings({"name": "numpy", "dtype": "float64", "device": "cpu", "jit": "true"})
+    assert str(info.value) == (
+        "backend.jit=true: Numba is installed but could not be loaded (ImportError: Numba "
+        "needs NumPy 2.3 or less.)"
+    )
+
+
 def test_false_never_builds_the_kernels() -> None:
     net = MLP([4, 3, 2], jit="false")
     assert net.jit is False and net._kernels is None
