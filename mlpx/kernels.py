@@ -23,8 +23,9 @@ so their results are bit-identical. :func:`cross_entropy` uses the C library's `
 
 Whether they are used is ``backend.jit`` (``MLP(jit=...)``, ``make_optimizer(jit=...)``):
 ``auto`` (default) uses them when Numba is installed, ``true`` requires it, ``false``
-never does. Compiled code is cached on disk (Numba's ``cache=True``): the first run in
-an environment compiles (~1-3 s per dtype), later runs load it (``import numba`` ~0.3 s).
+never does. Compiled code is cached on disk (Numba's ``cache=True``): the first process
+in an environment compiles (~1.5 s for both dtypes, measured by benchmarks/speed.py),
+later ones load it (~0.4 s, ``import numba`` included).
 """
 
 from __future__ import annotations
@@ -46,11 +47,11 @@ _logger = logging.getLogger(__name__)
 
 
 class JitError(ValueError):
-    """``jit=true`` without Numba installed, or an unknown setting."""
+    """An unknown setting, ``jit=true`` without Numba, or a Numba that cannot be loaded."""
 
 
 def available() -> bool:
-    """Whether Numba can be imported (without importing it)."""
+    """Whether Numba is installed (found without importing it)."""
     return importlib.util.find_spec("numba") is not None
 
 
