@@ -10,16 +10,18 @@ parts into one loop each; the GEMMs stay NumPy's (the same BLAS calls either way
 kernel                   replaces (NumPy calls)
 =======================  ===========================================================
 :func:`adam`             Adam / AdamW on the flat buffers: ~12 passes -> 1
+:func:`sgd`, ...         SGD (momentum, Nesterov), RMSprop, Adagrad: 2-12 passes -> 1
 :func:`bias_relu`        ``a += b``, ``f = max(a, 0)`` -> 1
 :func:`relu_delta`       ``mask = f > 0``, ``delta_a = delta_f * mask`` -> 1
 :func:`cross_entropy`    log-sum-exp, ``(mu - Y)/n``, argmax, hits: ~15 calls -> 1
 =======================  ===========================================================
 
-:func:`adam`, :func:`bias_relu` and :func:`relu_delta` do the same IEEE operations in the
-same order as the NumPy code they replace (coefficients are passed in the arrays' dtype,
-as NumPy casts a Python float for a float32 array; no fused multiply-add, no fast-math),
-so their results are bit-identical. :func:`cross_entropy` uses the C library's ``exp`` and
-``log`` and sums in another order: it agrees with the NumPy path to a few ulps.
+The optimizer kernels, :func:`bias_relu` and :func:`relu_delta` do the same IEEE
+operations in the same order as the NumPy code they replace (coefficients are passed in
+the arrays' dtype, as NumPy casts a Python float for a float32 array; no fused
+multiply-add, no fast-math), so their results are bit-identical. :func:`cross_entropy`
+uses the C library's ``exp`` and ``log`` and sums in another order: it agrees with the
+NumPy path to a few ulps.
 
 Whether they are used is ``backend.jit`` (``MLP(jit=...)``, ``make_optimizer(jit=...)``):
 ``auto`` (default) uses them when Numba is installed, ``true`` requires it, ``false``
@@ -177,6 +179,73 @@ def _build() -> Any:
             p[i] = pi + (mi / (np.sqrt(vi) + eps)) * scale
 
     @jit
+    def sgd(p, g, buf, c, wd_on, momentum_on, damp_on, nesterov):  # pragma: no cover
+        """One SGD step on 1-d buffers, ``c = [wd, mu, 1 - dampening, lr]``; the order of
+        ``mlpx.optimizers.SGD._update_numpy``::
+
+            g' = p wd + g;  b = b mu + g' (1 - dampening) | b mu + g'
+            d = b mu + g' (nesterov) | b | g';  p = p - d lr
+        """
+        wd, mu, keep, lr = c[0], c[1], c[2], c[3]
+        for i in range(p.shape[0]):
+            gi = g[i]
+            if wd_on:
+                gi = p[i] * wd + gi
+            if momentum_on:
+                b = buf[i] * mu
+                b = b + gi * keep if damp_on else b + gi
+                buf[i] = b
+                gi = b * mu + gi if nesterov else b
+            p[i] = p[i] - gi * lr
+
+    @jit
+    def rmsprop(p, g, sq, ga, buf, c, wd_on, centered, lerp, momentum_on):  # pragma: no cover
+        """One RMSprop step on 1-d buffers, ``c = [wd, alpha, 1 - alpha, 1 - alpha, alpha
+        (as 1 - w), eps, momentum, lr, -lr]``; the order of ``RMSprop._update_generic``::
+
+            g' = p wd + g;  s = s alpha + (g' (1 - alpha)) g'
+            a = a + (g' - a) w | (a - g') (1 - w) + g'       (centered, w = 1 - alpha)
+            r = sqrt(s - a a) | sqrt(s);  r = r + eps
+            b = b momentum + g' / r;  p = p - lr b   |   p = p + (-lr g') / r
+        """
+        wd, alpha, one_m_alpha, w, w1 = c[0], c[1], c[2], c[3], c[4]
+        eps, mom, lr, neg_lr = c[5], c[6], c[7], c[8]
+        for i in range(p.shape[0]):
+            gi = g[i]
+            if wd_on:
+                gi = p[i] * wd + gi
+            s = sq[i] * alpha + (gi * one_m_alpha) * gi
+            sq[i] = s
+            if centered:
+                a = ga[i]
+                a = a + (gi - a) * w if lerp else (a - gi) * w1 + gi
+                ga[i] = a
+                r = np.sqrt(s - a * a)
+            else:
+                r = np.sqrt(s)
+            r = r + eps
+            if momentum_on:
+                b = buf[i] * mom + gi / r
+                buf[i] = b
+                p[i] = p[i] - lr * b
+            else:
+                p[i] = p[i] + (neg_lr * gi) / r
+
+    @jit
+    def adagrad(p, g, acc, c, wd_on):  # pragma: no cover - compiled
+        """One Adagrad step on 1-d buffers, ``c = [wd, -clr, eps]``; the order of
+        ``Adagrad._update_generic``: ``g' = p wd + g``, ``S = S + g' g'``,
+        ``p = p + (-clr g') / (sqrt(S) + eps)``."""
+        wd, neg_clr, eps = c[0], c[1], c[2]
+        for i in range(p.shape[0]):
+            gi = g[i]
+            if wd_on:
+                gi = p[i] * wd + gi
+            a = acc[i] + gi * gi
+            acc[i] = a
+            p[i] = p[i] + (neg_clr * gi) / (np.sqrt(a) + eps)
+
+    @jit
     def bias_relu(a, b, f):  # pragma: no cover - compiled
         """``a += b`` (a: (n, p), b: (p,)) and ``f = max(a, 0)`` (NaN stays NaN)."""
         n, p = a.shape
@@ -234,6 +303,7 @@ def _build() -> Any:
         pass
 
     k = Kernels()
-    k.adam, k.bias_relu, k.relu_delta, k.cross_entropy = adam, bias_relu, relu_delta, cross_entropy
+    k.adam, k.sgd, k.rmsprop, k.adagrad = adam, sgd, rmsprop, adagrad
+    k.bias_relu, k.relu_delta, k.cross_entropy = bias_relu, relu_delta, cross_entropy
     k.version = numba.__version__
     return k

@@ -342,11 +342,19 @@ class Optimizer:
     _update_numpy: Callable[..., None] | None = None
 
     def _update_flat(self, flat: _FlatLayout, lr: float, t: int) -> None:
-        """The update of every parameter at once, on the flat buffers of ``flat``."""
+        """The update of every parameter at once, on the flat buffers of ``flat``: one
+        compiled pass when kernels are on (:meth:`_update_kernel`), else NumPy passes."""
+        if self.jit and flat.p.dtype in _KERNEL_DTYPES and self._update_kernel(flat, lr, t):
+            return
         if self._update_numpy is not None:
             self._update_numpy(flat.p, flat.g, flat.state, flat.scratch, lr, t)
         else:
             self._update_generic(np, flat.p, flat.g, flat.state, lr, t)
+
+    def _update_kernel(self, flat: _FlatLayout, lr: float, t: int) -> bool:
+        """The rule's :mod:`mlpx.kernels` pass over the flat buffers (the same arithmetic
+        as the NumPy code, bit for bit); False when there is none for this step."""
+        return False
 
     # -- public ----------------------------------------------------------------------
     @property
@@ -713,6 +721,17 @@ class SGD(Optimizer):
             g = mu * buf + g if hp["nesterov"] else buf
         p -= lr * g
 
+    def _update_kernel(self, flat: _FlatLayout, lr: float, t: int) -> bool:
+        hp = self.hparams
+        mu, wd, damp = hp["momentum"], hp["weight_decay"], hp["dampening"]
+        buf = flat.state.get("momentum_buffer")
+        if mu != 0 and buf is None:  # b_1 = g_1: NumPy's first step creates the buffer
+            return False
+        c = np.array([wd, mu, 1 - damp, lr], flat.p.dtype)
+        b = buf if buf is not None else flat.p  # (unused without momentum)
+        kernels.get().sgd(flat.p, flat.g, b, c, wd != 0, mu != 0, damp != 0, hp["nesterov"])
+        return True
+
     def _update_numpy(
         self, p: np.ndarray, g: np.ndarray, s: _State, bufs: list[np.ndarray], lr: float, t: int
     ) -> None:
@@ -841,11 +860,7 @@ class Adam(Optimizer):
         denom = xp.sqrt(v) + hp["eps"] * bc2_sqrt
         p += (m / denom) * (-step_size * bc2_sqrt)
 
-    def _update_flat(self, flat: _FlatLayout, lr: float, t: int) -> None:
-        """One pass of :func:`mlpx.kernels` ``adam`` when compiled kernels are on (the same
-        arithmetic, bit for bit), else :meth:`_update_numpy`'s dozen NumPy passes."""
-        if not self.jit or flat.p.dtype not in _KERNEL_DTYPES:
-            return super()._update_flat(flat, lr, t)
+    def _update_kernel(self, flat: _FlatLayout, lr: float, t: int) -> bool:
         hp = self.hparams
         b1, b2 = hp["betas"]
         wd = hp["weight_decay"]
@@ -863,6 +878,7 @@ class Adam(Optimizer):
         )
         vmax = s["max_exp_avg_sq"] if hp["amsgrad"] else m  # (unused without amsgrad)
         kernels.get().adam(flat.p, flat.g, m, v, vmax, coef, hp["amsgrad"])
+        return True
 
     def _update_numpy(
         self, p: np.ndarray, g: np.ndarray, s: _State, bufs: list[np.ndarray], lr: float, t: int
@@ -1015,6 +1031,20 @@ class RMSprop(Optimizer):
             keys += ("momentum_buffer",)
         return keys
 
+    def _update_kernel(self, flat: _FlatLayout, lr: float, t: int) -> bool:
+        hp = self.hparams
+        alpha, wd, mom = hp["alpha"], hp["weight_decay"], hp["momentum"]
+        s = flat.state
+        w = 1 - alpha  # _lerp_'s weight for grad_avg
+        c = np.array([wd, alpha, 1 - alpha, w, 1 - w, hp["eps"], mom, lr, -lr], flat.p.dtype)
+        sq = s["square_avg"]
+        ga = s.get("grad_avg", sq)  # (unused unless centered)
+        buf = s.get("momentum_buffer", sq)  # (unused without momentum)
+        kernels.get().rmsprop(
+            flat.p, flat.g, sq, ga, buf, c, wd != 0, hp["centered"], w < 0.5, mom > 0
+        )
+        return True
+
     def _update_generic(self, xp: Any, p: Any, g: Any, s: _State, lr: float, t: int) -> None:
         hp = self.hparams
         alpha, wd = hp["alpha"], hp["weight_decay"]
@@ -1073,6 +1103,13 @@ class Adagrad(Optimizer):
     def _init_state(self, xp: Any, p: Any, g: Any) -> _State:
         return {"sum": xp.full_like(p, self.hparams["initial_accumulator_value"])}
 
+    def _update_kernel(self, flat: _FlatLayout, lr: float, t: int) -> bool:
+        hp = self.hparams
+        clr = lr / (1 + (t - 1) * hp["lr_decay"])
+        c = np.array([hp["weight_decay"], -clr, hp["eps"]], flat.p.dtype)
+        kernels.get().adagrad(flat.p, flat.g, flat.state["sum"], c, hp["weight_decay"] != 0)
+        return True
+
     def _update_generic(self, xp: Any, p: Any, g: Any, s: _State, lr: float, t: int) -> None:
         hp = self.hparams
         if hp["weight_decay"] != 0:
@@ -1096,8 +1133,8 @@ def make_optimizer(
     ``lr`` defaults to the optimizer's torch default; ``schedule`` is ``None`` (constant),
     a ``Schedule``, a name from ``SCHEDULES`` or a mapping ``{"name": ..., **kwargs}``;
     ``hparams`` are the torch hyper-parameters of that optimizer (``betas``, ``eps``, ...).
-    ``jit`` (``"auto"``, ``"true"``, ``"false"``): whether Adam and AdamW update NumPy
-    parameters with the compiled kernel of :mod:`mlpx.kernels` (Numba; same results).
+    ``jit`` (``"auto"``, ``"true"``, ``"false"``): whether NumPy parameters are updated by
+    the rule's compiled kernel in :mod:`mlpx.kernels` (Numba; bit-identical results).
     """
     if not isinstance(name, str) or name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {', '.join(sorted(OPTIMIZERS))}, got {name!r}")
