@@ -623,11 +623,14 @@ def serve(job: dict[str, Any]) -> None:
         elif command["cmd"] == "run":
             reply("DONE", {"seconds": tool.run(command["epochs"])})
         else:
-            result: dict[str, Any] = {"final_loss": tool.close()}
+            closed = tool.close()
+            result: dict[str, Any]
             if isinstance(tool, Gemm):
                 result = tool.summary()
             elif isinstance(tool, TrackingRuns):
-                result = {"runs": result["final_loss"]}
+                result = {"runs": closed}
+            else:
+                result = {"final_loss": closed}
             peak = memory_status()
             result["memory"] = {
                 "data_bytes": int(X.nbytes + y.nbytes),

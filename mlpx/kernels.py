@@ -35,6 +35,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import math
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -115,24 +116,6 @@ def get() -> Any:
     return _kernels
 
 
-def adam_coefficients(
-    dtype: Any,
-    *,
-    b1: float,
-    b2: float,
-    coupled: float,
-    decay: float,
-    eps: float,
-    scale: float,
-) -> np.ndarray:
-    """The scalars of :func:`adam`, each rounded to ``dtype`` as NumPy rounds a Python
-    float it combines with an array of that dtype."""
-    w = 1 - b1
-    return np.array(
-        [coupled, w, 1 - w, b2, 1 - b2, eps, scale, decay, 1.0 if w < 0.5 else 0.0], dtype
-    )
-
-
 def _build() -> Any:
     import numba
 
@@ -140,7 +123,8 @@ def _build() -> Any:
 
     @jit
     def adam(p, g, m, v, vmax, c, amsgrad):  # pragma: no cover - compiled
-        """One Adam/AdamW step on 1-d buffers, in place; ``c`` from adam_coefficients.
+        """One Adam/AdamW step on 1-d buffers, in place; ``c = [coupled, w, 1 - w, beta2,
+        1 - beta2, eps, scale, decay, lerp]`` in the arrays' dtype (``lerp``: 1 if w < 0.5).
 
         The operations of ``mlpx.optimizers._adam_kernel`` element by element::
 
@@ -299,11 +283,12 @@ def _build() -> Any:
             delta[i, label] -= inv_n
         return total / n, hits
 
-    class Kernels:
-        pass
-
-    k = Kernels()
-    k.adam, k.sgd, k.rmsprop, k.adagrad = adam, sgd, rmsprop, adagrad
-    k.bias_relu, k.relu_delta, k.cross_entropy = bias_relu, relu_delta, cross_entropy
-    k.version = numba.__version__
-    return k
+    return SimpleNamespace(
+        adam=adam,
+        sgd=sgd,
+        rmsprop=rmsprop,
+        adagrad=adagrad,
+        bias_relu=bias_relu,
+        relu_delta=relu_delta,
+        cross_entropy=cross_entropy,
+    )

@@ -313,7 +313,7 @@ class Optimizer:
         _check_kwargs(
             "hyper-parameter", self.name, hparams, ["lr", *self.defaults, "schedule", "jit"]
         )
-        # Whether a rule with a compiled kernel (Adam, AdamW) uses it on flat NumPy buffers.
+        # Whether the rule's compiled kernel (mlpx.kernels) updates flat NumPy buffers.
         self.jit = kernels.resolve(jit, key="jit")
         self.base_lr = _positive("lr", self.default_lr if lr is None else lr)
         self.schedule: Schedule | None = _as_schedule(schedule)
@@ -867,14 +867,13 @@ class Adam(Optimizer):
         step_size, bc2_sqrt = self._coefficients(t, lr)
         s = flat.state
         m, v = s["exp_avg"], s["exp_avg_sq"]
-        coef = kernels.adam_coefficients(
+        coupled = 0.0 if self.decoupled else wd
+        decay = 1 - lr * wd if self.decoupled and wd != 0 else 1.0
+        w = 1 - b1  # m's lerp weight, as in _adam_kernel
+        eps, scale = hp["eps"] * bc2_sqrt, -step_size * bc2_sqrt
+        coef = np.array(
+            [coupled, w, 1 - w, b2, 1 - b2, eps, scale, decay, 1.0 if w < 0.5 else 0.0],
             flat.p.dtype,
-            b1=b1,
-            b2=b2,
-            coupled=0.0 if self.decoupled else wd,
-            decay=1 - lr * wd if self.decoupled and wd != 0 else 1.0,
-            eps=hp["eps"] * bc2_sqrt,
-            scale=-step_size * bc2_sqrt,
         )
         vmax = s["max_exp_avg_sq"] if hp["amsgrad"] else m  # (unused without amsgrad)
         kernels.get().adam(flat.p, flat.g, m, v, vmax, coef, hp["amsgrad"])

@@ -785,24 +785,40 @@ class _SqliteMetricWriter:
     MLflow's ``log_batch`` builds an ORM object per value: ~0.08 ms of CPU a value on
     SQLite, which is what tracking costs a run that logs every step (5 values a step on
     (a) of benchmarks/speed.py: +10% of training time, on a 2-core machine where every
-    CPU cycle taken from OpenBLAS's two threads delays the GEMM). This writes the same rows
-    with two ``executemany`` statements through MLflow's own table definitions (``metrics``
-    and ``latest_metrics`` of ``mlflow.store.tracking.dbmodels.models``), ~10x cheaper,
-    in one transaction, with ``log_batch``'s semantics: NaN stored as 0 with ``is_nan``,
-    +-inf as +-1.797e308, a value identical to one already logged (key, timestamp, step,
-    value) dropped, ``latest_metrics`` moved to the value with the largest ``(step,
-    timestamp, value)``, and nothing written to a run that is not active.
-    ``tests/test_tracking.py`` holds the two paths to the same history and latest values
-    through MLflow's client. Used only for SQLite stores whose tables have the expected
-    columns; :meth:`create` returns None otherwise, and a write that fails for any other
-    reason than a locked database makes the caller go back to ``log_batch`` for good.
+    CPU cycle taken from OpenBLAS's two threads delays the GEMM). This writes the same
+    rows with the DB-API's ``executemany`` into the tables of MLflow's own definitions
+    (``metrics`` and ``latest_metrics`` of ``mlflow.store.tracking.dbmodels.models``,
+    their columns checked), ~10x cheaper, in one transaction, with ``log_batch``'s
+    semantics: NaN stored as 0 with ``is_nan``, +-inf as +-1.797e308, a value identical
+    to one already logged (key, timestamp, step, value) dropped, ``latest_metrics`` moved
+    to the value with the largest ``(step, timestamp, value)``, and nothing written to a
+    run that is not active. ``tests/test_tracking.py`` holds the two paths to the same
+    history and latest values through MLflow's client. Used only for SQLite stores whose
+    tables have the expected columns; :meth:`create` returns None otherwise, and a write
+    that fails for any other reason than a locked database makes the caller go back to
+    ``log_batch`` for good.
     """
 
-    _COLUMNS = frozenset({"key", "value", "timestamp", "step", "is_nan", "run_uuid"})
+    _COLUMNS = ("key", "value", "timestamp", "step", "is_nan", "run_uuid")  # a row's order
 
     def __init__(self, engine: Any, metrics: Any, latest: Any, runs: Any, run_id: str) -> None:
-        self.engine, self.metrics, self.latest, self.runs = engine, metrics, latest, runs
-        self.run_id = run_id
+        import sqlalchemy as sa
+
+        self.engine, self.latest, self.run_id = engine, latest, run_id
+        columns, marks = ", ".join(self._COLUMNS), ", ".join("?" * len(self._COLUMNS))
+        self._insert_metrics = f"INSERT OR IGNORE INTO {metrics.name} ({columns}) VALUES ({marks})"
+        self._insert_latest = f"INSERT INTO {latest.name} ({columns}) VALUES ({marks})"
+        self._stage = sa.select(runs.c.lifecycle_stage).where(runs.c.run_uuid == run_id)
+        self._move_latest = (
+            latest.update()
+            .where(latest.c.run_uuid == run_id, latest.c.key == sa.bindparam("k"))
+            .values(
+                value=sa.bindparam("v"),
+                timestamp=sa.bindparam("t"),
+                step=sa.bindparam("s"),
+                is_nan=sa.bindparam("n"),
+            )
+        )
 
     @classmethod
     def create(cls, client: Any, run_id: str) -> _SqliteMetricWriter | None:
@@ -817,8 +833,7 @@ class _SqliteMetricWriter:
                 return None
             metrics, latest, runs = SqlMetric.__table__, SqlLatestMetric.__table__, SqlRun.__table__
             if not (
-                cls._COLUMNS == set(metrics.c.keys())
-                and cls._COLUMNS == set(latest.c.keys())
+                set(cls._COLUMNS) == set(metrics.c.keys()) == set(latest.c.keys())
                 and {"run_uuid", "lifecycle_stage"} <= set(runs.c.keys())
             ):
                 return None
@@ -832,7 +847,7 @@ class _SqliteMetricWriter:
         import sqlalchemy as sa
 
         run_id = self.run_id
-        rows: list[tuple[Any, ...]] = []  # in the column order of _INSERT
+        rows: list[tuple[Any, ...]] = []  # in the order of _COLUMNS
         seen: set[tuple[Any, ...]] = set()
         best: dict[str, tuple[Any, ...]] = {}  # key -> its row of largest (step, ts, value)
         for key, value, timestamp, step in chunk:
@@ -853,14 +868,11 @@ class _SqliteMetricWriter:
             return True
         latest = self.latest
         with self.engine.begin() as conn:
-            stage = conn.execute(
-                sa.select(self.runs.c.lifecycle_stage).where(self.runs.c.run_uuid == run_id)
-            ).scalar()
-            if stage != "active":
+            if conn.execute(self._stage).scalar() != "active":
                 return False
             # The DB-API's own executemany: SQLAlchemy's per-row parameter processing would
             # cost as much again (the columns were checked against MLflow's models).
-            conn.exec_driver_sql(self._insert(self.metrics, "OR IGNORE "), rows)
+            conn.exec_driver_sql(self._insert_metrics, rows)
             stored = {
                 r.key: (r.step, r.timestamp, r.value)
                 for r in conn.execute(
@@ -871,38 +883,15 @@ class _SqliteMetricWriter:
             }
             new = [row for key, row in best.items() if key not in stored]
             if new:
-                conn.exec_driver_sql(self._insert(latest, ""), new)
+                conn.exec_driver_sql(self._insert_latest, new)
             moved = [
                 {"v": row[1], "t": row[2], "s": row[3], "n": row[4], "k": key}
                 for key, row in best.items()
                 if key in stored and (row[3], row[2], row[1]) > stored[key]
             ]
             if moved:
-                conn.execute(self._update, moved)
+                conn.execute(self._move_latest, moved)
         return True
-
-    @staticmethod
-    def _insert(table: Any, conflict: str) -> str:
-        return (
-            f"INSERT {conflict}INTO {table.name} (key, value, timestamp, step, is_nan, run_uuid) "
-            "VALUES (?, ?, ?, ?, ?, ?)"
-        )
-
-    @property
-    def _update(self) -> Any:
-        import sqlalchemy as sa
-
-        latest = self.latest
-        return (
-            latest.update()
-            .where(latest.c.run_uuid == self.run_id, latest.c.key == sa.bindparam("k"))
-            .values(
-                value=sa.bindparam("v"),
-                timestamp=sa.bindparam("t"),
-                step=sa.bindparam("s"),
-                is_nan=sa.bindparam("n"),
-            )
-        )
 
 
 class _RunState:
@@ -1036,7 +1025,7 @@ class _RunState:
                     self.in_flight += len(chunk)
                 sent = False
                 try:
-                    if self.writer is not None and self._write_direct(chunk):
+                    if self._write_direct(chunk):
                         sent = True
                         continue
                     metrics = [Metric(k, v, ts, step) for k, v, ts, step in chunk]

@@ -586,13 +586,8 @@ _JOB = textwrap.dedent(
 )
 
 
-def test_parallel_jobs_after_prepare_store(tmp_path):
-    from mlflow.tracking import MlflowClient
-
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    experiment_id = prepare_store(uri, "parallel")
-    assert prepare_store(uri, "parallel") == experiment_id  # get, not create, the second time
-
+def _run_jobs(uri: str, n: int, cwd: Path) -> list[tuple[str, str]]:
+    """Run ``n`` copies of _JOB at once (job0, job1, ...); all must succeed. (stdout, stderr)."""
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     jobs = [
         subprocess.Popen(
@@ -601,13 +596,24 @@ def test_parallel_jobs_after_prepare_store(tmp_path):
             stderr=subprocess.PIPE,
             text=True,
             env=env,
-            cwd=tmp_path,
+            cwd=cwd,
         )
-        for i in range(2)
+        for i in range(n)
     ]
     outputs = [job.communicate(timeout=60) for job in jobs]
     for job, (_, err) in zip(jobs, outputs, strict=True):
         assert job.returncode == 0, err[-2000:]
+    return outputs
+
+
+def test_parallel_jobs_after_prepare_store(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    experiment_id = prepare_store(uri, "parallel")
+    assert prepare_store(uri, "parallel") == experiment_id  # get, not create, the second time
+
+    outputs = _run_jobs(uri, 2, tmp_path)
     run_ids = {out.strip().splitlines()[-1] for out, _ in outputs}
 
     client = MlflowClient(uri)
@@ -624,21 +630,7 @@ def test_parallel_jobs_on_a_fresh_store_without_prepare_store(tmp_path):
     from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    jobs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _JOB, uri, f"job{i}"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            cwd=tmp_path,
-        )
-        for i in range(3)
-    ]
-    outputs = [job.communicate(timeout=60) for job in jobs]
-    for job, (_, err) in zip(jobs, outputs, strict=True):
-        assert job.returncode == 0, err[-2000:]
+    _run_jobs(uri, 3, tmp_path)
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("parallel").experiment_id])
     assert sorted(r.info.run_name for r in runs) == ["job0", "job1", "job2"]
