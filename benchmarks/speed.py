@@ -213,9 +213,9 @@ def mlpx_fit(
     ``backend.jit``, the compiled kernels of mlpx/kernels.py)."""
     import numpy as np
 
-    from mlpx.config import EarlyStopping, TrainerSettings
-    from mlpx.model import MLP
-    from mlpx.optimizers import make_optimizer
+    from mlpx.app.config import EarlyStopping, TrainerSettings
+    from mlpx.nn.model import MLP
+    from mlpx.nn.optim import make_optimizer
     from mlpx.train import fit
 
     rng = np.random.default_rng(seed)
@@ -821,8 +821,8 @@ def jit_startup(args: argparse.Namespace, repeats: int) -> dict[str, Any]:
         "import sys, time\n"
         "if sys.argv[1]: sys.path.insert(0, sys.argv[1])\n"
         "import numpy as np\n"
-        "from mlpx.model import MLP\n"
-        "from mlpx.optimizers import make_optimizer\n"
+        "from mlpx.nn.model import MLP\n"
+        "from mlpx.nn.optim import make_optimizer\n"
         "t0 = time.perf_counter()\n"
         "for dt in ('float32', 'float64'):\n"
         "    net = MLP([4, 3, 2], 'relu', seed=0, dtype=dt, jit='true')\n"

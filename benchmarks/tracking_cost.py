@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mlpx.config import EarlyStopping, TrainerSettings
+from mlpx.app.config import EarlyStopping, TrainerSettings
 from mlpx.data import load_dataset
-from mlpx.model import MLP
-from mlpx.optimizers import make_optimizer
+from mlpx.nn.model import MLP
+from mlpx.nn.optim import make_optimizer
 from mlpx.tracking import MlflowTracker, NullTracker, prepare_store
 from mlpx.train import fit
 

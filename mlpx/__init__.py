@@ -8,11 +8,11 @@ The public API::
     make_optimizer("adam", lr=1e-3).step(net.parameters(), g.parameters())
 """
 
-from mlpx.activations import ACTIVATIONS, Activation
-from mlpx.init import INITIALIZERS
-from mlpx.losses import delta_f_jacobian_chain, log_softmax, softmax, softmax_cross_entropy
-from mlpx.model import MLP, Gradients
-from mlpx.optimizers import (
+from mlpx.nn.activations import ACTIVATIONS, Activation
+from mlpx.nn.init import INITIALIZERS
+from mlpx.nn.losses import delta_f_jacobian_chain, log_softmax, softmax, softmax_cross_entropy
+from mlpx.nn.model import MLP, Gradients
+from mlpx.nn.optim import (
     OPTIMIZERS,
     SCHEDULES,
     clip_grad_norm,

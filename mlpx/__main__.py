@@ -1,6 +1,6 @@
 """``python -m mlpx``: the same as the ``mlpx`` command."""
 
-from mlpx.cli import entry
+from mlpx.app.cli import entry
 
 if __name__ == "__main__":
     entry()

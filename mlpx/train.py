@@ -22,13 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from mlpx import analysis
+from mlpx.analysis import diagnostics as analysis
+from mlpx.app.config import TrainerSettings
 from mlpx.backend import is_numpy
 from mlpx.checkpoint import Checkpointer, TrainState
-from mlpx.config import TrainerSettings
 from mlpx.data import Dataset, iterate_minibatches
-from mlpx.model import MLP, Gradients
-from mlpx.optimizers import Optimizer, clip_grad_norm, global_norm
+from mlpx.nn.model import MLP, Gradients
+from mlpx.nn.optim import Optimizer, clip_grad_norm, global_norm
 from mlpx.tracking import NullTracker, Tracker
 
 History = dict[str, list[tuple[int, float]]]
@@ -132,8 +132,8 @@ def fit(
     ``resume`` (from :meth:`mlpx.checkpoint.Checkpoint.restore`) continues a run exactly
     where it stopped, mid-epoch included. When ``stop.signum`` is set (by a signal handler)
     the current step finishes, a checkpoint is written and :class:`Interrupted` is raised.
-    ``health_metrics`` adds :func:`mlpx.analysis.health_metrics` (per-layer weight norms,
-    update ratios, delta_a norms, activation statistics) at every logging step.
+    ``health_metrics`` adds :func:`mlpx.analysis.diagnostics.health_metrics` (per-layer
+    weight norms, update ratios, delta_a norms, activation statistics) at every logging step.
 
     Raises :class:`DivergenceError` when the loss or the gradients stop being finite
     (checked every step on NumPy; on other backends at each logging step and epoch end, so

@@ -10,15 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlpx import analysis as A
-from mlpx import plots
-from mlpx.activations import ACTIVATIONS
-from mlpx.config import EarlyStopping, TrainerSettings
+from mlpx.analysis import diagnostics as A
+from mlpx.analysis import plots
+from mlpx.analysis.gradcheck import QUANTITIES, GradcheckReport, gradcheck, has_kink
+from mlpx.app.config import EarlyStopping, TrainerSettings
 from mlpx.data import load_dataset
-from mlpx.gradcheck import QUANTITIES, GradcheckReport, gradcheck, has_kink
-from mlpx.losses import softmax
-from mlpx.model import MLP
-from mlpx.optimizers import make_optimizer
+from mlpx.nn.activations import ACTIVATIONS
+from mlpx.nn.losses import softmax
+from mlpx.nn.model import MLP
+from mlpx.nn.optim import make_optimizer
 from mlpx.tracking import MemoryTracker
 from mlpx.train import fit
 

@@ -23,7 +23,7 @@ import pytest
 
 from mlpx import ACTIVATIONS, INITIALIZERS, MLP, OPTIMIZERS, clip_grad_norm, global_norm
 from mlpx.backend import BACKENDS, Backend, BackendError, get_backend, to_numpy
-from mlpx.optimizers import make_optimizer
+from mlpx.nn.optim import make_optimizer
 from tests.cli_helpers import run_mlpx
 
 ALL_ACTIVATIONS = sorted(ACTIVATIONS)
@@ -302,7 +302,7 @@ def test_global_norm_and_clipping_match_numpy(backend: Backend) -> None:
 
 
 def _fit(backend: Backend, data, widths: list[int], epochs: int, batch: int, dtype="float64"):
-    from mlpx.config import EarlyStopping, TrainerSettings
+    from mlpx.app.config import EarlyStopping, TrainerSettings
     from mlpx.tracking import NullTracker
     from mlpx.train import fit
 
@@ -523,7 +523,7 @@ def test_the_training_modules_import_no_mlflow_hydra_or_sklearn() -> None:
     """benchmarks/gpu_epoch.py runs where only numpy, torch/cupy and scikit-learn exist."""
     code = (
         "import sys\n"
-        "import mlpx.backend, mlpx.config, mlpx.data, mlpx.model, mlpx.optimizers\n"
+        "import mlpx.backend, mlpx.app.config, mlpx.data, mlpx.nn.model, mlpx.nn.optim\n"
         "import mlpx.train\n"
         "from mlpx.tracking import NullTracker\n"
         "heavy = ('mlflow', 'hydra', 'omegaconf', 'sklearn', 'torch', 'matplotlib')\n"

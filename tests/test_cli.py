@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mlpx import kernels
+from mlpx.fast import kernels
 from tests.cli_helpers import client, runs_of
 from tests.cli_helpers import run_mlpx as mlpx
 

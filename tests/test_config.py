@@ -10,8 +10,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from mlpx.cli import config_dir
-from mlpx.config import ConfigError, settings_from_dict
+from mlpx.app.cli import config_dir
+from mlpx.app.config import ConfigError, settings_from_dict
 
 CONF = Path(config_dir())
 # Every config group is a folder of conf/ (Hydra's own overrides live in conf/hydra): read

@@ -2,7 +2,7 @@
 
 For linear_is_logistic, vanishing_gradients and optimizers: every ``mlpx -m`` command in
 the study's README composes and validates (first value of each swept key); the study's
-overlay trains a few one-epoch runs through ``mlpx.cli.run`` into a SQLite store in
+overlay trains a few one-epoch runs through ``mlpx.app.cli.run`` into a SQLite store in
 tmp_path; the study's ``make_table.py`` reads that store back, prints its table and
 writes its figures; and a missing store or experiment is refused with one line.
 """
@@ -21,8 +21,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from mlpx.cli import config_dir
-from mlpx.config import settings_from_dict
+from mlpx.app.cli import config_dir
+from mlpx.app.config import settings_from_dict
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = Path(config_dir())
@@ -129,7 +129,7 @@ def test_overlays_are_what_the_studies_say() -> None:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """One SQLite store in which every study ran its tiny runs."""
-    from mlpx.cli import run
+    from mlpx.app.cli import run
 
     folder = tmp_path_factory.mktemp("studies")
     uri = f"sqlite:///{folder / 'mlflow.db'}"

@@ -1,6 +1,6 @@
 """Studies 4-6 (experiments/width_depth, initialisation, backends) at a tiny size.
 
-Each study's overlay is composed with Hydra and trained by ``mlpx.cli.run`` into a SQLite
+Each study's overlay is composed with Hydra and trained by ``mlpx.app.cli.run`` into a SQLite
 store in a temporary folder, then the study's ``make_table.py`` reads that store back and
 draws its figures, so neither the configs nor the scripts can rot silently.
 """
@@ -15,7 +15,7 @@ from types import ModuleType
 import pytest
 from hydra import compose, initialize_config_dir
 
-from mlpx.cli import config_dir, run
+from mlpx.app.cli import config_dir, run
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS = ROOT / "experiments"

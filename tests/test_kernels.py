@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from mlpx import kernels
-from mlpx.config import ConfigError, backend_settings
-from mlpx.losses import cross_entropy_and_delta
-from mlpx.model import MLP
-from mlpx.optimizers import flatten_state, make_optimizer
+from mlpx.app.config import ConfigError, backend_settings
+from mlpx.fast import kernels
+from mlpx.nn.losses import cross_entropy_and_delta
+from mlpx.nn.model import MLP
+from mlpx.nn.optim import flatten_state, make_optimizer
 
 needs_numba = pytest.mark.skipif(not kernels.available(), reason="Numba is not installed")
 DTYPES = ["float32", "float64"]
@@ -74,7 +74,7 @@ def test_numba_that_cannot_load_falls_back_or_says_why(monkeypatch, caplog) -> N
     monkeypatch.setattr(kernels, "_kernels", None)
     monkeypatch.setattr(kernels, "_failure", None)
     monkeypatch.setattr(kernels, "_warned", False)
-    with caplog.at_level("WARNING", logger="mlpx.kernels"):
+    with caplog.at_level("WARNING", logger="mlpx.fast.kernels"):
         assert kernels.resolve("auto") is False
         net = MLP([4, 3, 2], jit="auto")
         assert make_optimizer("adam", jit="auto").jit is False
@@ -264,7 +264,7 @@ def test_nan_and_bad_labels_in_the_fused_loss() -> None:
 @needs_numba
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_fit_with_and_without_kernels_agree(dtype) -> None:
-    from mlpx.config import EarlyStopping, TrainerSettings
+    from mlpx.app.config import EarlyStopping, TrainerSettings
     from mlpx.data import load_dataset
     from mlpx.tracking import MemoryTracker
     from mlpx.train import fit

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mlpx import ACTIVATIONS, INITIALIZERS, MLP, delta_f_jacobian_chain
-from mlpx.losses import softmax_cross_entropy
+from mlpx.nn.losses import softmax_cross_entropy
 from tests.conftest import WORST
 
 ALL_ACTIVATIONS = sorted(ACTIVATIONS)

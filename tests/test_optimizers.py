@@ -9,7 +9,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from mlpx.optimizers import (
+from mlpx.nn.optim import (
     OPTIMIZERS,
     SCHEDULES,
     Adam,

@@ -12,16 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mlpx.app.config import EarlyStopping, TrainerSettings
 from mlpx.checkpoint import (
     Checkpointer,
     CheckpointError,
     latest_checkpoint,
     load_checkpoint,
 )
-from mlpx.config import EarlyStopping, TrainerSettings
 from mlpx.data import load_dataset
-from mlpx.model import MLP
-from mlpx.optimizers import make_optimizer
+from mlpx.nn.model import MLP
+from mlpx.nn.optim import make_optimizer
 from mlpx.tracking import MemoryTracker
 from mlpx.train import Interrupted, StopRequest, fit
 from tests.cli_helpers import mlpx_env, run_mlpx, runs_of

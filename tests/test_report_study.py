@@ -1,4 +1,4 @@
-"""``mlpx.report.study_runs`` and ``mean_std``: what the ``experiments/*/make_table.py``
+"""``mlpx.app.report.study_runs`` and ``mean_std``: what the ``experiments/*/make_table.py``
 scripts read from MLflow (a temporary SQLite store) and how they print mean ± std."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mlpx.report import ReportError, mean_std, study_runs
+from mlpx.app.report import ReportError, mean_std, study_runs
 
 HINT = "run first: mlpx -m experiment=study_x"
 
@@ -44,7 +44,7 @@ def store(tmp_path: Path) -> tuple[str, dict[str, str]]:
     client = _client(uri)
     exp_id = client.create_experiment("study_x")
     ids = {
-        "parent": _run(client, exp_id, 1000, tags={"mlpx.sweep": "parent"}),
+        "parent": _run(client, exp_id, 1000, tags={"mlpx.app.sweep": "parent"}),
         "a_old": _run(client, exp_id, 2000, tags={"mlpx.config_hash": "a"}),
         "a_new": _run(client, exp_id, 3000, tags={"mlpx.config_hash": "a"}),
         "a_failed": _run(client, exp_id, 4000, tags={"mlpx.config_hash": "a"}, status="FAILED"),
@@ -76,7 +76,7 @@ def test_no_finished_runs(tmp_path: Path) -> None:
     client = _client(uri)
     exp_id = client.create_experiment("study_x")
     _run(client, exp_id, 1000, tags={"mlpx.config_hash": "a"}, status="FAILED")
-    _run(client, exp_id, 2000, tags={"mlpx.sweep": "parent"})
+    _run(client, exp_id, 2000, tags={"mlpx.app.sweep": "parent"})
     with pytest.raises(ReportError, match="no FINISHED runs in 'study_x'") as err:
         study_runs(uri, "study_x", hint=HINT)
     assert str(err.value).endswith(HINT)

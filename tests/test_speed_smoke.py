@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from mlpx import MLP, make_optimizer
-from mlpx.optimizers import OPTIMIZERS
+from mlpx.nn.optim import OPTIMIZERS
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEED = ROOT / "benchmarks" / "speed.py"

@@ -24,15 +24,15 @@ from typing import Any
 
 import pytest
 
-from mlpx import report
-from mlpx.config import TOP_KEYS
-from mlpx.sweep import all_swept_keys, config_hash, hashed_config, sweep_switches, swept_keys
+from mlpx.app import report
+from mlpx.app.config import TOP_KEYS
+from mlpx.app.sweep import all_swept_keys, config_hash, hashed_config, sweep_switches, swept_keys
 from tests.cli_helpers import client, mlpx_env, run_module
 from tests.cli_helpers import run_mlpx as mlpx
 
 
 def mlpx_report(cwd: Path, *args: str, env: dict[str, str] | None = None):
-    return run_module("mlpx.report", cwd, *args, timeout=120, env=env)
+    return run_module("mlpx.app.report", cwd, *args, timeout=120, env=env)
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +45,7 @@ SEARCH = "hparams_search=mlp_optuna"
 if "hparams_search" not in (ROOT / "conf" / "config.yaml").read_text():
     SEARCH = "+" + SEARCH
 needs_wiring = pytest.mark.skipif(
-    not WIRED, reason="needs the sweep group wired into mlpx.cli/mlpx.config"
+    not WIRED, reason="needs the sweep group wired into mlpx.app.cli/mlpx.app.config"
 )
 
 
@@ -61,7 +61,7 @@ def all_runs(uri: str, experiment: str = "mlpx") -> list:
 
 
 def split(runs: list) -> tuple[list, list]:
-    parents = [r for r in runs if r.data.tags.get("mlpx.sweep") == "parent"]
+    parents = [r for r in runs if r.data.tags.get("mlpx.app.sweep") == "parent"]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     return parents, children
 
@@ -193,7 +193,7 @@ def test_the_optuna_search_config_composes_and_validates() -> None:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from mlpx.config import settings_from_dict
+    from mlpx.app.config import settings_from_dict
 
     with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
         for extra in ([], ["model.depth=3", "model.width=32", "trainer.direction=minimize"]):
@@ -503,20 +503,20 @@ def test_summary_artifacts_and_report_command(tmp_path: Path) -> None:
 
     # The command prints the same Markdown, and writes CSV.
     out = run_module(
-        "mlpx.report", tmp_path, "--tracking-uri", uri, "--parent", pid, "--csv", "t.csv"
+        "mlpx.app.report", tmp_path, "--tracking-uri", uri, "--parent", pid, "--csv", "t.csv"
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == md.strip()
     assert (tmp_path / "t.csv").read_text() == table
     # MLFLOW_TRACKING_URI and --experiment: every run, the varying params as columns.
     out = run_module(
-        "mlpx.report", tmp_path, "--experiment", "mlpx", env=mlpx_env(MLFLOW_TRACKING_URI=uri)
+        "mlpx.app.report", tmp_path, "--experiment", "mlpx", env=mlpx_env(MLFLOW_TRACKING_URI=uri)
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("## Experiment mlpx") and "optimizer.name" in out.stdout
     assert out.stdout.count("| FINISHED |") == 4  # children only, not the parent
     out = run_module(
-        "mlpx.report", tmp_path, "--tracking-uri", uri, "--parent", pid, "--group-by-seed"
+        "mlpx.app.report", tmp_path, "--tracking-uri", uri, "--parent", pid, "--group-by-seed"
     )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
@@ -717,7 +717,7 @@ def test_sweep_against_a_real_tracking_server(tmp_path: Path) -> None:
             timeout=10,
         ).json()["runs"]
         tags = [{t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in found]
-        parents = [t for t in tags if t.get("mlpx.sweep") == "parent"]
+        parents = [t for t in tags if t.get("mlpx.app.sweep") == "parent"]
         children = [(r, t) for r, t in zip(found, tags) if "mlflow.parentRunId" in t]
         assert len(parents) == 1 and len(children) == 2
         assert all(r["info"]["status"] == "FINISHED" for r, _ in children)

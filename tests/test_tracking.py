@@ -58,7 +58,7 @@ def client(store: str):
 
 
 def test_end_to_end_params_tags_metrics_artifacts(store, client, tmp_path):
-    from mlpx.plots import learning_curves
+    from mlpx.analysis.plots import learning_curves
 
     tracker = MlflowTracker(store, "tests", "adam-lr0.01-w128x3-relu", tags={"purpose": "e2e"})
     assert tracker.run_id and tracker.status == "RUNNING"
@@ -759,7 +759,7 @@ def test_trackers_satisfy_the_protocol():
 
 def test_import_is_cheap():
     code = (
-        "import sys, mlpx.tracking, mlpx.plots; "
+        "import sys, mlpx.tracking, mlpx.analysis.plots; "
         "heavy = [m for m in ('mlflow', 'matplotlib', 'requests', 'hydra', 'omegaconf') "
         "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)"
     )
@@ -787,7 +787,7 @@ def _full_history() -> dict[str, list[tuple[int, float]]]:
 def test_learning_curves_figure():
     from matplotlib.figure import Figure
 
-    from mlpx.plots import learning_curves
+    from mlpx.analysis.plots import learning_curves
 
     fig = learning_curves(_full_history())
     assert isinstance(fig, Figure)
@@ -802,7 +802,7 @@ def test_learning_curves_figure():
 
 
 def test_grad_norms_figure():
-    from mlpx.plots import grad_norms
+    from mlpx.analysis.plots import grad_norms
 
     history = {
         f"grad_norm/layer_{layer}": [(s, 10.0 ** (-layer) * (s + 1)) for s in range(20)]

@@ -8,10 +8,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from mlpx.config import EarlyStopping, TrainerSettings
+from mlpx.app.config import EarlyStopping, TrainerSettings
 from mlpx.data import load_dataset
-from mlpx.model import MLP
-from mlpx.optimizers import make_optimizer
+from mlpx.nn.model import MLP
+from mlpx.nn.optim import make_optimizer
 from mlpx.tracking import MemoryTracker
 from mlpx.train import DivergenceError, fit
 

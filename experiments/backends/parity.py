@@ -64,10 +64,10 @@ class EpochClock:
 
 def train_once(spec: str, epochs: int, seed: int) -> dict[str, Any]:
     """One run of the study on ``spec`` = ``backend:device:dtype``; its history and times."""
-    from mlpx.config import EarlyStopping, TrainerSettings
+    from mlpx.app.config import EarlyStopping, TrainerSettings
     from mlpx.data import load_dataset
-    from mlpx.model import MLP
-    from mlpx.optimizers import make_optimizer
+    from mlpx.nn.model import MLP
+    from mlpx.nn.optim import make_optimizer
     from mlpx.train import fit
 
     backend, device, dtype = spec.split(":")

@@ -21,7 +21,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from mlpx.report import ReportError, mean_std, study_runs
+from mlpx.app.report import ReportError, mean_std, study_runs
 
 EXPERIMENT = "study_initialisation"
 COMMAND = (

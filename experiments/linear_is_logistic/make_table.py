@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from mlpx.report import ReportError, mean_std, study_runs
+from mlpx.app.report import ReportError, mean_std, study_runs
 
 EXPERIMENT = "study_linear"
 HERE = Path(__file__).resolve().parent
@@ -66,7 +66,7 @@ def logistic_regressions(data: Any) -> dict[str, Any]:
 
 
 def nll(logits: np.ndarray, y: np.ndarray) -> float:
-    from mlpx.losses import softmax_cross_entropy
+    from mlpx.nn.losses import softmax_cross_entropy
 
     return float(softmax_cross_entropy(logits, y)[0])
 
@@ -80,7 +80,7 @@ def analyse(client: Any, runs: list[Any], data: Any) -> tuple[list[dict[str, Any
     """(one record per run: depth, lr, seed, accuracy, the composed map's comparisons;
     the fitted logistic regressions)."""
     from mlpx.checkpoint import load_checkpoint
-    from mlpx.model import MLP
+    from mlpx.nn.model import MLP
 
     lr = logistic_regressions(data)
     lr_inf, lr_l2 = lr["LogisticRegression(C=inf)"], lr["LogisticRegression(C=1)"]

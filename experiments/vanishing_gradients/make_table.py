@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from mlpx.report import ReportError, mean_std, study_runs
+from mlpx.app.report import ReportError, mean_std, study_runs
 
 EXPERIMENT = "study_vanishing"
 HERE = Path(__file__).resolve().parent

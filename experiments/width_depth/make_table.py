@@ -18,7 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from mlpx.report import ReportError, mean_std, study_runs
+from mlpx.app.report import ReportError, mean_std, study_runs
 
 EXPERIMENT = "study_width_depth"
 COMMAND = (
@@ -64,10 +64,10 @@ def boundary_figures(client: Any, runs: list[Any], folder: Path, seed: str = "0"
     import numpy as np
     import yaml
 
+    from mlpx.app.config import settings_from_dict
     from mlpx.checkpoint import load_checkpoint
-    from mlpx.config import settings_from_dict
     from mlpx.data import load_dataset
-    from mlpx.model import MLP
+    from mlpx.nn.model import MLP
 
     chosen = {key(r): r for r in runs if r.data.params["trainer.seed"] == seed}
     written = []

@@ -4,7 +4,7 @@ The lecture ends with how to use the results of backprop: ``delta_W`` for traini
 ``delta_x`` "to generate data with constraint", and ``delta_f``, ``delta_a`` "for
 debugging, interpreting results, and visualizing the output of the network and its
 layers". This module turns each into numbers and arrays (the figures are in
-:mod:`mlpx.plots`, the gradient check in :mod:`mlpx.gradcheck`):
+:mod:`mlpx.analysis.plots`, the gradient check in :mod:`mlpx.analysis.gradcheck`):
 
 * :func:`health_metrics` (with :func:`weight_snapshot`): per-layer weight norms, update
   ratios, ``||delta_a_l||``, activation statistics, dead and saturated units, at logging
@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from mlpx.activations import Activation
 from mlpx.backend import Backend, to_numpy
-from mlpx.losses import one_hot
-from mlpx.model import MLP, Gradients
+from mlpx.nn.activations import Activation
+from mlpx.nn.losses import one_hot
+from mlpx.nn.model import MLP, Gradients
 
 Array = Any
 
@@ -246,7 +246,7 @@ def initial_loss_check(
 
 
 def _default_optimizer() -> Any:
-    from mlpx.optimizers import make_optimizer
+    from mlpx.nn.optim import make_optimizer
 
     return make_optimizer("adam", lr=1e-2)
 
@@ -477,7 +477,7 @@ def log_sanity_checks(tracker: Any, results: Sequence[SanityResult], step: int =
 
 
 def log_gradcheck(tracker: Any, report: Any, threshold: float, step: int = 0) -> None:
-    """Log a :class:`mlpx.gradcheck.GradcheckReport`: its metrics and the Markdown table
+    """Log a :class:`mlpx.analysis.gradcheck.GradcheckReport`: its metrics and the Markdown table
     (``gradcheck/report.md``)."""
     tracker.log_metrics(report.metrics(), step=step)
     tracker.log_text(report.to_markdown(threshold), "gradcheck/report.md")
@@ -519,7 +519,7 @@ def log_analyses(
 
     Overwrites the network's forward cache; the weights are not changed.
     """
-    from mlpx import plots
+    from mlpx.analysis import plots
 
     split, X, y = _eval_split(data)
     image_shape = getattr(data, "image_shape", None)

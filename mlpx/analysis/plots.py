@@ -4,7 +4,7 @@ A history is what :class:`mlpx.tracking.MemoryTracker` keeps and what the traini
 accumulates: ``{metric_key: [(step_or_epoch, value), ...]}`` with the keys of the metric
 conventions (``train/loss``, ``val/accuracy``, ``grad_norm/layer_<l>``, ``grad_norm/global``).
 
-The analysis figures (:mod:`mlpx.analysis`: gradient-norm heat map, decision boundary,
+The analysis figures (:mod:`mlpx.analysis.diagnostics`: gradient-norm heat map, decision boundary,
 confusion matrix, activation histograms, saliency, adversarial examples, class
 visualisation) take arrays of any backend and the network itself where they need a forward
 pass.
@@ -14,7 +14,7 @@ and never through pyplot: no GUI backend is selected, no global figure registry 
 and they render with Agg when saved (``fig.savefig("x.png")``), in a headless job or a
 notebook alike, without switching the user's backend. They are freed when the last reference
 goes; ``tracker.log_figure`` (or ``plt.close(fig)``, harmless here) is still the polite end.
-matplotlib is imported inside the functions, so ``import mlpx.plots`` costs nothing.
+matplotlib is imported inside the functions, so ``import mlpx.analysis.plots`` costs nothing.
 """
 
 from __future__ import annotations
@@ -114,8 +114,8 @@ def grad_norms(history: History) -> Figure:
 
 
 # --------------------------------------------------------------------------- analysis figures
-# Figures of mlpx.analysis (issue 8). Arrays may come from any backend: they are moved to
-# NumPy with mlpx.backend.to_numpy first.
+# Figures of mlpx.analysis.diagnostics (issue 8). Arrays may come from any backend; they are
+# moved to NumPy with mlpx.backend.to_numpy first.
 
 
 def _grid(n: int, max_cols: int, cell: float) -> tuple[Figure, list[Axes]]:
@@ -525,7 +525,7 @@ def class_visualisation_figure(
     scale: Any = None,
 ) -> Figure:
     """One tile per class: the input that maximises its logit (from
-    :func:`mlpx.analysis.class_visualisation`), 10 tiles a row. images : (C, d), in the
+    :func:`mlpx.analysis.diagnostics.class_visualisation`), 10 tiles a row. images : (C, d), in the
     network's input units; with ``mean`` and ``scale`` (the dataset's standardisation)
     shown in raw pixels, each tile on its own grey scale. Returns a Figure with 1 axes."""
     hw = _tile_shape(image_shape)

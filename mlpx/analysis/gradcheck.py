@@ -40,10 +40,10 @@ from typing import Any
 
 import numpy as np
 
-from mlpx.activations import Activation
 from mlpx.backend import to_numpy
-from mlpx.losses import softmax_cross_entropy
-from mlpx.model import MLP
+from mlpx.nn.activations import Activation
+from mlpx.nn.losses import softmax_cross_entropy
+from mlpx.nn.model import MLP
 
 __all__ = ["QUANTITIES", "GradcheckReport", "gradcheck", "has_kink"]
 
@@ -155,7 +155,7 @@ def _float64_copy(net: MLP) -> MLP:
     """``net`` in float64 with the same weights and activation objects, on the same backend
     when it supports float64 (not MPS), otherwise on NumPy. Draws no random numbers from
     the caller's generator."""
-    from mlpx.analysis import copy_network
+    from mlpx.analysis.diagnostics import copy_network
 
     try:
         return copy_network(net, dtype="float64")

@@ -13,10 +13,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlpx import kernels
-from mlpx.activations import ACTIVATIONS
 from mlpx.backend import BACKENDS, DTYPES, BackendError, get_backend
-from mlpx.init import INITIALIZERS
+from mlpx.fast import kernels
+from mlpx.nn.activations import ACTIVATIONS
+from mlpx.nn.init import INITIALIZERS
 
 LOGGERS = ("mlflow", "none")
 MODES = ("train", "gradcheck")
@@ -182,7 +182,7 @@ class OptimizerSettings:
 
 def optimizer_settings(o: dict[str, Any]) -> OptimizerSettings:
     """Check the optimizer group by building it once (the core checks every argument)."""
-    from mlpx.optimizers import OPTIMIZERS, make_optimizer
+    from mlpx.nn.optim import OPTIMIZERS, make_optimizer
 
     o = dict(o)
     name = _choice("optimizer.name", o.pop("name", None), sorted(OPTIMIZERS))

@@ -1,12 +1,12 @@
 """Sweep summaries: one table of every run of a sweep, mean ± std over seeds, figures.
 
 Written on a sweep's parent run when the sweep ends (:func:`write_sweep_summary`, called
-by :class:`mlpx.sweep.MlflowSweepCallback`) and printed afterwards by the command::
+by :class:`mlpx.app.sweep.MlflowSweepCallback`) and printed afterwards by the command::
 
     mlpx-report --parent RUN_ID                     # the children of a sweep's parent run
     mlpx-report --experiment mlpx --csv runs.csv    # every run of an experiment
     mlpx-report --parent RUN_ID --group-by-seed     # mean ± std over trainer.seed only
-    python -m mlpx.report ...                       # the same
+    python -m mlpx.app.report ...                       # the same
 
 The store is ``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else MLflow's default
 (``sqlite:///<cwd>/mlflow.db``), as for ``mlpx``.
@@ -53,7 +53,7 @@ __all__ = [
 
 SEED_KEY = "trainer.seed"
 PARENT_TAG = "mlflow.parentRunId"
-CONFIG_HASH_TAG = "mlpx.config_hash"  # = mlpx.sweep.CONFIG_HASH_TAG (no hydra import here)
+CONFIG_HASH_TAG = "mlpx.config_hash"  # = mlpx.app.sweep.CONFIG_HASH_TAG (no hydra import here)
 SWEPT_KEYS_TAG = "mlpx.swept_keys"
 OBJECTIVE_METRIC = "objective"
 #: Params that differ between runs without being what a study varies.
@@ -510,7 +510,7 @@ def study_runs(
     """(an ``MlflowClient``, the FINISHED runs of ``experiment``, one per config hash).
 
     ``uri`` as :func:`mlpx.tracking.resolve_tracking_uri` reads it. Sweep parent runs (tag
-    ``mlpx.sweep`` = ``parent``) and, given ``metric``, runs that did not log it are left
+    ``mlpx.app.sweep`` = ``parent``) and, given ``metric``, runs that did not log it are left
     out; of the runs of one ``mlpx.config_hash`` the newest stays (:func:`dedupe`). Returned
     in start order. Raises :class:`ReportError`, one line ending with ``hint`` (say ``"run
     first: mlpx -m ..."``), when the SQLite file, the experiment or such runs are missing.
@@ -531,7 +531,7 @@ def study_runs(
     runs = [
         r
         for r in _search_all(client, [exp.experiment_id], "attributes.status = 'FINISHED'")
-        if r.data.tags.get("mlpx.sweep") != "parent"
+        if r.data.tags.get("mlpx.app.sweep") != "parent"
         and (metric is None or metric in r.data.metrics)
     ]
     runs, _ = dedupe(runs)
@@ -748,7 +748,7 @@ def report(args: argparse.Namespace) -> SweepSummary:
     runs = [
         r
         for r in _search_all(client, [exp.experiment_id])
-        if r.data.tags.get("mlpx.sweep") != "parent"
+        if r.data.tags.get("mlpx.app.sweep") != "parent"
     ]
     if not runs:
         raise ReportError(f"experiment {args.experiment!r} in {uri} has no runs")

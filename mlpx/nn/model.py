@@ -38,11 +38,11 @@ from typing import Any
 
 import numpy as np
 
-from mlpx import kernels
-from mlpx.activations import ACTIVATIONS, Activation, get_activation
 from mlpx.backend import Backend, check_dtype, get_backend, is_numpy, to_numpy
-from mlpx.init import init_weights
-from mlpx.losses import (
+from mlpx.fast import kernels
+from mlpx.nn.activations import ACTIVATIONS, Activation, get_activation
+from mlpx.nn.init import init_weights
+from mlpx.nn.losses import (
     CrossEntropyBuffers,
     cross_entropy_and_delta,
     cross_entropy_into,
@@ -211,7 +211,7 @@ class MLP:
         then moved, so a seed gives the same initial weights on every backend. Arrays of
         the backend go in (NumPy arrays are accepted and moved) and come out.
     jit : ``"auto"`` (default), ``"true"`` or ``"false"`` (or a bool): whether the NumPy
-        training step uses the compiled kernels of :mod:`mlpx.kernels` (Numba, the
+        training step uses the compiled kernels of :mod:`mlpx.fast.kernels` (Numba, the
         ``jit`` extra); ``auto`` uses them when Numba is installed.
     """
 
@@ -243,7 +243,7 @@ class MLP:
         else:
             self.backend = get_backend(backend, device)
         self.xp = self.backend.xp
-        #: Whether the NumPy training step runs the compiled kernels of :mod:`mlpx.kernels`.
+        #: Whether the NumPy training step runs the compiled kernels of :mod:`mlpx.fast.kernels`.
         self.jit = kernels.resolve(jit, key="jit") and self.backend.name == "numpy"
         self._kernels = kernels.get() if self.jit else None
         if rng is None:

@@ -171,7 +171,7 @@ class MemoryTracker:
         params: flattened params, values converted to str as MLflow would store them.
         tags: tags as str.
         metrics: ``{key: [(step, value), ...]}`` in logging order, the format
-            :func:`mlpx.plots.learning_curves` reads.
+            :func:`mlpx.analysis.plots.learning_curves` reads.
         artifacts: artifact names (``artifact_path/filename``), in logging order.
         figures: figure names, in logging order (figures are closed after "logging").
         texts: ``{name: text}`` from ``log_text`` (and ``error.txt``).

@@ -126,7 +126,7 @@ def _build() -> Any:
         """One Adam/AdamW step on 1-d buffers, in place; ``c = [coupled, w, 1 - w, beta2,
         1 - beta2, eps, scale, decay, lerp]`` in the arrays' dtype (``lerp``: 1 if w < 0.5).
 
-        The operations of ``mlpx.optimizers._adam_kernel`` element by element::
+        The operations of ``mlpx.nn.optim._adam_kernel`` element by element::
 
             p *= decay                                 (AdamW; decay = 1 - lr wd)
             g' = p * coupled + g                       (Adam's L2 decay, coupled != 0)
@@ -165,7 +165,7 @@ def _build() -> Any:
     @jit
     def sgd(p, g, buf, c, wd_on, momentum_on, damp_on, nesterov):  # pragma: no cover
         """One SGD step on 1-d buffers, ``c = [wd, mu, 1 - dampening, lr]``; the order of
-        ``mlpx.optimizers.SGD._update_numpy``::
+        ``mlpx.nn.optim.SGD._update_numpy``::
 
             g' = p wd + g;  b = b mu + g' (1 - dampening) | b mu + g'
             d = b mu + g' (nesterov) | b | g';  p = p - d lr

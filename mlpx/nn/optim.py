@@ -40,8 +40,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from mlpx import kernels
 from mlpx.backend import is_numpy, namespace_of, to_numpy
+from mlpx.fast import kernels
 
 __all__ = [
     "OPTIMIZERS",
@@ -313,7 +313,7 @@ class Optimizer:
         _check_kwargs(
             "hyper-parameter", self.name, hparams, ["lr", *self.defaults, "schedule", "jit"]
         )
-        # Whether the rule's compiled kernel (mlpx.kernels) updates flat NumPy buffers.
+        # Whether the rule's compiled kernel (mlpx.fast.kernels) updates flat NumPy buffers.
         self.jit = kernels.resolve(jit, key="jit")
         self.base_lr = _positive("lr", self.default_lr if lr is None else lr)
         self.schedule: Schedule | None = _as_schedule(schedule)
@@ -352,7 +352,7 @@ class Optimizer:
             self._update_generic(np, flat.p, flat.g, flat.state, lr, t)
 
     def _update_kernel(self, flat: _FlatLayout, lr: float, t: int) -> bool:
-        """The rule's :mod:`mlpx.kernels` pass over the flat buffers (the same arithmetic
+        """The rule's :mod:`mlpx.fast.kernels` pass over the flat buffers (the same arithmetic
         as the NumPy code, bit for bit); False when there is none for this step."""
         return False
 
@@ -1133,7 +1133,7 @@ def make_optimizer(
     a ``Schedule``, a name from ``SCHEDULES`` or a mapping ``{"name": ..., **kwargs}``;
     ``hparams`` are the torch hyper-parameters of that optimizer (``betas``, ``eps``, ...).
     ``jit`` (``"auto"``, ``"true"``, ``"false"``): whether NumPy parameters are updated by
-    the rule's compiled kernel in :mod:`mlpx.kernels` (Numba; bit-identical results).
+    the rule's compiled kernel in :mod:`mlpx.fast.kernels` (Numba; bit-identical results).
     """
     if not isinstance(name, str) or name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {', '.join(sorted(OPTIMIZERS))}, got {name!r}")

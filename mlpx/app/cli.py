@@ -23,13 +23,13 @@ import hydra
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from mlpx import kernels
-from mlpx.config import ConfigError, Settings, settings_from_dict
+from mlpx.app.config import ConfigError, Settings, settings_from_dict
+from mlpx.fast import kernels
 
 
 def config_dir() -> str:
     """``conf/`` beside the package (a checkout or editable install) or inside it (wheel)."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent.parent  # mlpx/
     for candidate in (here.parent / "conf", here / "conf"):
         if (candidate / "config.yaml").is_file():
             return str(candidate)
@@ -69,7 +69,7 @@ def _hydra_context() -> tuple[bool, str | None, str | None, str]:
     hc = HydraConfig.get()
     if hc.mode != RunMode.MULTIRUN:
         return False, None, hc.runtime.output_dir, ""
-    from mlpx.sweep import job_suffix
+    from mlpx.app.sweep import job_suffix
 
     suffix = job_suffix(hc.sweep.dir, list(hc.overrides.task))
     return True, hc.sweep.dir, hc.runtime.output_dir, suffix
@@ -95,7 +95,7 @@ def make_tracker(
     uri = check_tracking_uri(lg.tracking_uri)
     parent = None
     if sweep_dir is not None:
-        from mlpx.sweep import read_sweep_info
+        from mlpx.app.sweep import read_sweep_info
 
         parent = read_sweep_info(sweep_dir).get("parent_run_id")
     name = lg.run_name or settings.run_name()
@@ -113,7 +113,7 @@ def make_tracker(
         ).lower(),
     }
     if config_hash:
-        from mlpx.sweep import CONFIG_HASH_TAG
+        from mlpx.app.sweep import CONFIG_HASH_TAG
 
         tags[CONFIG_HASH_TAG] = config_hash
     tags.update(environment_tags())
@@ -171,7 +171,7 @@ def _log_run_files(tracker: Any, cfg: DictConfig, job_dir: str | None) -> None:
 def _log_figures(tracker: Any, history: dict[str, list[tuple[int, float]]]) -> None:
     import matplotlib.pyplot as plt
 
-    from mlpx import plots
+    from mlpx.analysis import plots
 
     epoch_steps = dict(history.get("epoch", []))  # step -> epoch, for per-epoch curves
     by_epoch = {
@@ -203,7 +203,7 @@ def run(cfg: DictConfig) -> float:
     except Exception as exc:  # interpolation errors and the like
         raise UserError(f"the config could not be resolved: {exc}") from None
 
-    from mlpx.sweep import config_hash, reuse_finished_run
+    from mlpx.app.sweep import config_hash, reuse_finished_run
 
     chash = config_hash(container)
     lg = settings.logger
@@ -220,8 +220,8 @@ def run(cfg: DictConfig) -> float:
 
     from mlpx.checkpoint import Checkpointer, CheckpointError
     from mlpx.data import load_dataset
-    from mlpx.model import MLP
-    from mlpx.optimizers import make_optimizer
+    from mlpx.nn.model import MLP
+    from mlpx.nn.optim import make_optimizer
     from mlpx.tracking import TrackingError, flatten
     from mlpx.train import DivergenceError, Interrupted, StopRequest, fit, summary
 
@@ -350,8 +350,8 @@ def _gradcheck(settings: Settings, model: Any, data: Any, tracker: Any) -> float
     """mode=gradcheck: every delta against finite differences; a failure is a UserError."""
     import numpy as np
 
-    from mlpx.analysis import log_gradcheck
-    from mlpx.gradcheck import gradcheck
+    from mlpx.analysis.diagnostics import log_gradcheck
+    from mlpx.analysis.gradcheck import gradcheck
 
     gc = settings.analysis.gradcheck
     tracker.set_tags({"mode": "gradcheck"})
@@ -377,7 +377,7 @@ def _gradcheck(settings: Settings, model: Any, data: Any, tracker: Any) -> float
 
 def _sanity_checks(settings: Settings, model: Any, data: Any, tracker: Any) -> None:
     """Initial loss near ln C and overfitting 20 samples, on a copy; logged, never fatal."""
-    from mlpx.analysis import log_sanity_checks, sanity_checks
+    from mlpx.analysis.diagnostics import log_sanity_checks, sanity_checks
 
     sc = settings.analysis.sanity_checks
     results = sanity_checks(
@@ -400,7 +400,7 @@ def _post_training_analyses(
     an = settings.analysis
     if not (an.saliency or an.adversarial.enabled or an.class_visualisation.enabled or an.figures):
         return
-    from mlpx.analysis import log_analyses
+    from mlpx.analysis.diagnostics import log_analyses
 
     cv = an.class_visualisation
     log_analyses(
@@ -541,7 +541,7 @@ def worst_objective(direction: str) -> float:
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
 def main(cfg: DictConfig) -> float:
     """Hydra's entry point: one job of a run or a sweep."""
-    from mlpx.sweep import sweep_switches
+    from mlpx.app.sweep import sweep_switches
 
     multirun = _hydra_context()[0]
     try:

@@ -4,7 +4,7 @@ Hydra calls :class:`MlflowSweepCallback` in the launching process. Before any jo
 it creates the store, the experiment and the parent run (so parallel jobs never race to
 create SQLite tables) and writes the parent's id into the sweep folder, where every job,
 in this process or another (joblib workers, submitit jobs), reads it. When the sweep ends
-it writes the sweep summary on the parent (:func:`mlpx.report.write_sweep_summary`: a CSV
+it writes the sweep summary on the parent (:func:`mlpx.app.report.write_sweep_summary`: a CSV
 and a Markdown table of every child, mean ± std over seeds, a figure per swept key) and
 ends the parent FINISHED, tagged ``failed_jobs=N``, even when some children failed. A sweep
 stopped early (``sweep.stop_on_failure``, Ctrl-C, a scheduler's SIGTERM) still gets its
@@ -37,7 +37,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from mlpx.report import CONFIG_HASH_TAG, OBJECTIVE_METRIC, SWEPT_KEYS_TAG, run_objective
+from mlpx.app.report import CONFIG_HASH_TAG, OBJECTIVE_METRIC, SWEPT_KEYS_TAG, run_objective
 
 __all__ = [
     "CONFIG_HASH_TAG",
@@ -379,7 +379,7 @@ class MlflowSweepCallback(Callback):
                 name[:250],
                 tags={
                     "mlpx.sweep_dir": str(sweep_dir),
-                    "mlpx.sweep": "parent",
+                    "mlpx.app.sweep": "parent",
                     SWEEP_HASH_TAG: identity,
                     SWEPT_KEYS_TAG: json.dumps(keys),
                 },
@@ -417,7 +417,7 @@ class MlflowSweepCallback(Callback):
         self.parent = None
         summary = None
         try:
-            from mlpx.report import write_sweep_summary
+            from mlpx.app.report import write_sweep_summary
 
             summary = write_sweep_summary(
                 uri,

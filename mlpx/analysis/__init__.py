@@ -1,0 +1,1 @@
+"""Diagnostics of a network: gradient checks, health metrics, sanity checks, figures."""

@@ -1,0 +1,1 @@
+"""The commands: ``mlpx`` (Hydra), sweeps, reports, and the settings -> objects assembly."""
