@@ -33,13 +33,12 @@ import numpy as np
 if importlib.util.find_spec("mlpx") is None:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mlpx.app.config import EarlyStopping, TrainerSettings
 from mlpx.backend import Backend, BackendError, get_backend
 from mlpx.data import Dataset
 from mlpx.nn.model import MLP
 from mlpx.nn.optim import make_optimizer
 from mlpx.tracking import NullTracker
-from mlpx.train import fit
+from mlpx.train import EarlyStopping, TrainerSettings, fit
 
 # command-line name -> (backend, device)
 TARGETS = {

@@ -213,10 +213,9 @@ def mlpx_fit(
     ``backend.jit``, the compiled kernels of mlpx/kernels.py)."""
     import numpy as np
 
-    from mlpx.app.config import EarlyStopping, TrainerSettings
     from mlpx.nn.model import MLP
     from mlpx.nn.optim import make_optimizer
-    from mlpx.train import fit
+    from mlpx.train import EarlyStopping, TrainerSettings, fit
 
     rng = np.random.default_rng(seed)
     net = MLP(spec["sizes"], "relu", rng=rng, dtype=str(data.X_train.dtype), jit=jit)

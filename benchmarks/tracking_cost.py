@@ -18,12 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mlpx.app.config import EarlyStopping, TrainerSettings
 from mlpx.data import load_dataset
 from mlpx.nn.model import MLP
 from mlpx.nn.optim import make_optimizer
 from mlpx.tracking import MlflowTracker, NullTracker, prepare_store
-from mlpx.train import fit
+from mlpx.train import EarlyStopping, TrainerSettings, fit
 
 
 def one_run(data, epochs: int, every: int, tracker) -> float:

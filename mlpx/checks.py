@@ -192,7 +192,7 @@ class Pair(Constraint):
     item: Constraint
 
     def describe(self) -> str:
-        return f"a pair of {self.item.describe().removeprefix('a ')}s"
+        return f"a pair of values, each {self.item.describe()}"
 
     def check(self, key: str, value: Any) -> tuple[Any, Any]:
         if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence | np.ndarray):

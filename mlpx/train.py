@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 
 from mlpx.analysis import diagnostics as analysis
-from mlpx.app.config import TrainerSettings
 from mlpx.backend import is_numpy
 from mlpx.checkpoint import Checkpointer, TrainState
 from mlpx.data import Dataset, iterate_minibatches
@@ -32,6 +31,39 @@ from mlpx.nn.optim import Optimizer, clip_grad_norm, global_norm
 from mlpx.tracking import NullTracker, Tracker
 
 History = dict[str, list[tuple[int, float]]]
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` evaluations."""
+
+    patience: int = 0  # 0: off
+    min_delta: float = 0.0
+    monitor: str = "val/loss"
+    restore_best: bool = True
+
+    @property
+    def mode(self) -> str:
+        return "min" if self.monitor.endswith("loss") else "max"
+
+
+@dataclass(frozen=True)
+class TrainerSettings:
+    """``trainer`` group: the loop, its logging cadence and the sweep objective."""
+
+    epochs: int = 30
+    batch_size: int = 32
+    seed: int = 0
+    shuffle: bool = True
+    eval_every: int = 1
+    log_every_n_steps: int = 50
+    early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
+    objective: str = "val/accuracy"
+    direction: str = "maximize"
+    progress: str = "auto"
+    checkpoint_every: int = 5  # epochs; 0: only at the end and on interruption
+    keep_checkpoints: int = 3
+    resume: str | None = None  # a checkpoint file or folder, or an MLflow run id
 
 
 class DivergenceError(RuntimeError):

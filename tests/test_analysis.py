@@ -13,14 +13,13 @@ import pytest
 from mlpx.analysis import diagnostics as A
 from mlpx.analysis import plots
 from mlpx.analysis.gradcheck import QUANTITIES, GradcheckReport, gradcheck, has_kink
-from mlpx.app.config import EarlyStopping, TrainerSettings
 from mlpx.data import load_dataset
 from mlpx.nn.activations import ACTIVATIONS
 from mlpx.nn.losses import softmax
 from mlpx.nn.model import MLP
 from mlpx.nn.optim import make_optimizer
 from mlpx.tracking import MemoryTracker
-from mlpx.train import fit
+from mlpx.train import EarlyStopping, TrainerSettings, fit
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 

@@ -302,9 +302,8 @@ def test_global_norm_and_clipping_match_numpy(backend: Backend) -> None:
 
 
 def _fit(backend: Backend, data, widths: list[int], epochs: int, batch: int, dtype="float64"):
-    from mlpx.app.config import EarlyStopping, TrainerSettings
     from mlpx.tracking import NullTracker
-    from mlpx.train import fit
+    from mlpx.train import EarlyStopping, TrainerSettings, fit
 
     rng = np.random.default_rng(0)
     net = MLP(

@@ -264,10 +264,9 @@ def test_nan_and_bad_labels_in_the_fused_loss() -> None:
 @needs_numba
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_fit_with_and_without_kernels_agree(dtype) -> None:
-    from mlpx.app.config import EarlyStopping, TrainerSettings
     from mlpx.data import load_dataset
     from mlpx.tracking import MemoryTracker
-    from mlpx.train import fit
+    from mlpx.train import EarlyStopping, TrainerSettings, fit
 
     data = load_dataset("digits", seed=0)
     out = {}

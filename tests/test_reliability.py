@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlpx.app.config import EarlyStopping, TrainerSettings
 from mlpx.checkpoint import (
     Checkpointer,
     CheckpointError,
@@ -23,7 +22,7 @@ from mlpx.data import load_dataset
 from mlpx.nn.model import MLP
 from mlpx.nn.optim import make_optimizer
 from mlpx.tracking import MemoryTracker
-from mlpx.train import Interrupted, StopRequest, fit
+from mlpx.train import EarlyStopping, Interrupted, StopRequest, TrainerSettings, fit
 from tests.cli_helpers import mlpx_env, run_mlpx, runs_of
 
 

@@ -8,12 +8,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from mlpx.app.config import EarlyStopping, TrainerSettings
 from mlpx.data import load_dataset
 from mlpx.nn.model import MLP
 from mlpx.nn.optim import make_optimizer
 from mlpx.tracking import MemoryTracker
-from mlpx.train import DivergenceError, fit
+from mlpx.train import DivergenceError, EarlyStopping, TrainerSettings, fit
 
 
 @pytest.fixture(scope="module")

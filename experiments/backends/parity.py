@@ -64,11 +64,10 @@ class EpochClock:
 
 def train_once(spec: str, epochs: int, seed: int) -> dict[str, Any]:
     """One run of the study on ``spec`` = ``backend:device:dtype``; its history and times."""
-    from mlpx.app.config import EarlyStopping, TrainerSettings
     from mlpx.data import load_dataset
     from mlpx.nn.model import MLP
     from mlpx.nn.optim import make_optimizer
-    from mlpx.train import fit
+    from mlpx.train import EarlyStopping, TrainerSettings, fit
 
     backend, device, dtype = spec.split(":")
     data = load_dataset(STUDY["dataset"], seed=0)

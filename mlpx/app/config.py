@@ -17,6 +17,7 @@ from mlpx.backend import BACKENDS, DTYPES, BackendError, get_backend
 from mlpx.fast import kernels
 from mlpx.nn.activations import ACTIVATIONS
 from mlpx.nn.init import INITIALIZERS
+from mlpx.train import EarlyStopping, TrainerSettings
 
 LOGGERS = ("mlflow", "none")
 MODES = ("train", "gradcheck")
@@ -261,39 +262,6 @@ def backend_settings(b: dict[str, Any]) -> BackendSettings:
     except (BackendError, kernels.JitError) as exc:
         raise ConfigError(str(exc)) from None
     return BackendSettings(name=name, dtype=dtype, device=backend.device_name, jit=jit)
-
-
-@dataclass(frozen=True)
-class EarlyStopping:
-    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` evaluations."""
-
-    patience: int = 0  # 0: off
-    min_delta: float = 0.0
-    monitor: str = "val/loss"
-    restore_best: bool = True
-
-    @property
-    def mode(self) -> str:
-        return "min" if self.monitor.endswith("loss") else "max"
-
-
-@dataclass(frozen=True)
-class TrainerSettings:
-    """``trainer`` group: the loop, its logging cadence and the sweep objective."""
-
-    epochs: int = 30
-    batch_size: int = 32
-    seed: int = 0
-    shuffle: bool = True
-    eval_every: int = 1
-    log_every_n_steps: int = 50
-    early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
-    objective: str = "val/accuracy"
-    direction: str = "maximize"
-    progress: str = "auto"
-    checkpoint_every: int = 5  # epochs; 0: only at the end and on interruption
-    keep_checkpoints: int = 3
-    resume: str | None = None  # a checkpoint file or folder, or an MLflow run id
 
 
 TRAINER_KEYS = (
