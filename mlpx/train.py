@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from mlpx.analysis import diagnostics as analysis
+from mlpx.analysis import health
 from mlpx.backend import is_numpy
 from mlpx.checkpoint import Checkpointer, TrainState
 from mlpx.data import Dataset, iterate_minibatches
@@ -164,7 +164,7 @@ def fit(
     ``resume`` (from :meth:`mlpx.checkpoint.Checkpoint.restore`) continues a run exactly
     where it stopped, mid-epoch included. When ``stop.signum`` is set (by a signal handler)
     the current step finishes, a checkpoint is written and :class:`Interrupted` is raised.
-    ``health_metrics`` adds :func:`mlpx.analysis.diagnostics.health_metrics` (per-layer
+    ``health_metrics`` adds :func:`mlpx.analysis.health.health_metrics` (per-layer
     weight norms, update ratios, delta_a norms, activation statistics) at every logging step.
 
     Raises :class:`DivergenceError` when the loss or the gradients stop being finite
@@ -232,7 +232,7 @@ def fit(
                 log_now = step % cfg.log_every_n_steps == 0
                 norms = _grad_norms(g) if (log_now and log_grad_norms) else None
                 # The health metrics read this batch's forward cache and need W before the step.
-                before = analysis.weight_snapshot(model) if (log_now and health_metrics) else None
+                before = health.weight_snapshot(model) if (log_now and health_metrics) else None
                 if clip_norm is not None:
                     total = clip_grad_norm(g.parameters(), clip_norm)
                     if not math.isfinite(total):
@@ -257,7 +257,7 @@ def fit(
                             )
                         metrics.update(norms)
                     if before is not None:
-                        metrics.update(analysis.health_metrics(model, g, before=before))
+                        metrics.update(health.health_metrics(model, g, before=before))
                     log(metrics, step)
                     window_loss, window_steps = 0.0, 0
                 if stop is not None and stop.signum is not None:

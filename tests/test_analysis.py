@@ -1,4 +1,4 @@
-"""Issue 8: the gradient check, health metrics, sanity checks, input gradients, figures."""
+"""mlpx.analysis: the gradient check, health metrics, sanity checks, input gradients, figures."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlpx.analysis import diagnostics as A
-from mlpx.analysis import plots
+from mlpx.analysis import health, inputs, log, plots, sanity
 from mlpx.analysis.gradcheck import QUANTITIES, GradcheckReport, gradcheck, has_kink
 from mlpx.data import load_dataset
 from mlpx.nn.activations import ACTIVATIONS
@@ -66,7 +65,14 @@ def test_gradcheck_passes_on_the_hand_written_backprop(act: str) -> None:
 
 def test_gradcheck_fails_on_a_wrong_derivative(monkeypatch) -> None:
     tanh = ACTIVATIONS["tanh"]
-    wrong = dataclasses.replace(tanh, grad=lambda a, f, xp: 1.1 * (1.0 - f * f))
+
+    def wrong_grad(a, f, xp):
+        return 1.1 * (1.0 - f * f)
+
+    def wrong_delta(df, a, f, xp):
+        return df * wrong_grad(a, f, xp)
+
+    wrong = dataclasses.replace(tanh, grad=wrong_grad, delta=wrong_delta)
     monkeypatch.setitem(ACTIVATIONS, "tanh", wrong)
     sizes = [5, 6, 4, 3]
     X, y = toy(sizes)
@@ -169,9 +175,9 @@ def test_health_metrics_match_a_hand_computation() -> None:
     da1 = (da2 @ W2) * (a1 > 0)
 
     _, g = net.loss_and_grads(X, y)
-    snap = A.weight_snapshot(net)
+    snap = health.weight_snapshot(net)
     make_optimizer("sgd", lr=0.1).step(net.parameters(), g.parameters())
-    m = A.health_metrics(net, g, before=snap)
+    m = health.health_metrics(net, g, before=snap)
 
     W_after = [W1 - 0.1 * da1.T @ X, W2 - 0.1 * da2.T @ f1, W3 - 0.1 * da3.T @ f2]
     for l, (W0, W, da, f) in enumerate(
@@ -201,22 +207,23 @@ def test_health_metrics_sigmoid_saturation_and_optional_parts() -> None:
     X, _ = toy([3, 2], n=7, seed=4)
     net.forward(X)
     f = 1 / (1 + np.exp(-(X @ net.weights[0].T + net.biases[0])))
-    m = A.health_metrics(net)  # no gradients, no snapshot: those keys are left out
+    m = health.health_metrics(net)  # no gradients, no snapshot: those keys are left out
     expected = np.mean((f < 0.01) | (f > 0.99))
     assert 0 < expected < 1
     assert m["saturated_units/layer_1"] == pytest.approx(expected)
     assert not any(k.startswith(("update_ratio", "delta_a_norm")) for k in m)
     with pytest.raises(RuntimeError, match="forward"):
-        A.health_metrics(MLP([3, 2], seed=0))
+        health.health_metrics(MLP([3, 2], seed=0))
 
 
 def test_health_metrics_on_another_backend() -> None:
     pytest.importorskip("array_api_strict")
     net, X, y = _tiny_net()
-    strict = A.copy_network(net, backend="array_api_strict")
+    strict = MLP(net.sizes, net.activations, seed=1, backend="array_api_strict")
+    strict.weights, strict.biases = list(net.weights), list(net.biases)
     _, g = net.loss_and_grads(X, y)
     _, gs = strict.loss_and_grads(X, y)
-    ref, got = A.health_metrics(net, g), A.health_metrics(strict, gs)
+    ref, got = health.health_metrics(net, g), health.health_metrics(strict, gs)
     assert got.keys() == ref.keys()
     for k in ref:
         assert got[k] == pytest.approx(ref[k]), k
@@ -230,7 +237,7 @@ def test_sanity_checks_pass_on_a_fresh_net_and_leave_it_alone(digits) -> None:
     net = MLP([64, 128, 64, 10], "relu", rng=rng)
     state = rng.bit_generator.state
     before = [p.copy() for p in net.parameters()]
-    results = A.sanity_checks(net, digits.X_train, digits.y_train)
+    results = sanity.sanity_checks(net, digits.X_train, digits.y_train)
     assert [r.name for r in results] == ["initial_loss", "overfit"]
     assert all(r.passed for r in results), [str(r) for r in results]
     loss = results[0].numbers
@@ -247,13 +254,13 @@ def test_sanity_checks_pass_on_a_fresh_net_and_leave_it_alone(digits) -> None:
 def test_sanity_checks_fail_when_they_should(digits) -> None:
     X, y = digits.X_train, digits.y_train
     net = MLP([64, 32, 10], "relu", seed=0)
-    stuck = A.overfit_check(
+    stuck = sanity.overfit_check(
         net, X, y, max_steps=100, make_optimizer=lambda: make_optimizer("adam", lr=1e-8)
     )
     assert not stuck.passed and stuck.numbers["steps"] == 100
     assert stuck.numbers["accuracy"] < 1.0 and "cannot overfit" in str(stuck)
     loud = MLP([64, 32, 10], "relu", init="normal", init_std=3.0, seed=0)
-    check = A.initial_loss_check(loud, X, y)
+    check = sanity.initial_loss_check(loud, X, y)
     assert not check.passed and check.numbers["loss"] > 1.5 * math.log(10)
     assert "FAIL" in str(check)
 
@@ -263,8 +270,8 @@ def test_sanity_checks_fail_when_they_should(digits) -> None:
 
 def test_input_gradients_are_per_sample_and_match_finite_differences(trained, digits) -> None:
     X, y = digits.X_test[:5], digits.y_test[:5]
-    dx = A.input_gradients(trained, X, y)
-    assert np.allclose(dx, A.input_gradients(trained, X, y, batch_size=2))
+    dx = inputs.input_gradients(trained, X, y)
+    assert np.allclose(dx, inputs.input_gradients(trained, X, y, batch_size=2))
     i, j, h = 2, 37, 1e-6
 
     def loss_i(x):
@@ -274,39 +281,39 @@ def test_input_gradients_are_per_sample_and_match_finite_differences(trained, di
     e[j] = h
     num = (loss_i(X[i] + e) - loss_i(X[i] - e)) / (2 * h)
     assert dx[i, j] == pytest.approx(num, rel=1e-5, abs=1e-9)
-    assert np.array_equal(A.saliency(trained, X, y), np.abs(dx))
+    assert np.array_equal(inputs.saliency(trained, X, y), np.abs(dx))
 
 
 def test_fgsm_accuracy_decreases_with_epsilon(trained, digits) -> None:
     X, y = digits.X_test, digits.y_test
     eps = [0.0, 0.05, 0.1, 0.2, 0.3, 0.5]
-    acc = A.fgsm_accuracy(trained, X, y, eps)
+    acc = inputs.fgsm_accuracy(trained, X, y, eps)
     assert list(acc) == eps
     assert acc[0.0] == pytest.approx(trained.evaluate(X, y)[1])
     values = list(acc.values())
     assert all(a >= b for a, b in itertools.pairwise(values)), acc
     assert values[-1] < values[0] - 0.3
-    assert A.adversarial_metrics(acc)["adversarial/accuracy_eps_0.05"] == acc[0.05]
-    X_adv = A.fgsm(trained, X, y, 0.1)
+    assert inputs.adversarial_metrics(acc)["adversarial/accuracy_eps_0.05"] == acc[0.05]
+    X_adv = inputs.fgsm(trained, X, y, 0.1)
     assert np.allclose(np.abs(X_adv - X), 0.1)
     lo, hi = X.min(axis=0), X.max(axis=0)
-    clipped = A.fgsm(trained, X, y, 0.3, clip=(lo, hi))
+    clipped = inputs.fgsm(trained, X, y, 0.3, clip=(lo, hi))
     assert np.all(clipped >= lo - 1e-12) and np.all(clipped <= hi + 1e-12)
 
 
 def test_class_visualisation_raises_the_logit_within_the_bound(trained) -> None:
-    images = A.class_visualisation(trained, steps=60, lr=0.1, norm_bound=5.0)
+    images = inputs.class_visualisation(trained, steps=60, lr=0.1, norm_bound=5.0)
     assert images.shape == (10, 64)
     assert np.all(np.linalg.norm(images, axis=1) <= 5.0 + 1e-9)
     start = trained.forward(np.zeros((1, 64)))[0]
     logits = trained.forward(images)
     assert np.all(np.diag(logits) > start + 1.0)
     assert np.array_equal(np.argmax(logits, axis=1), np.arange(10))
-    two = A.class_visualisation(trained, steps=5, classes=[3, 7])
+    two = inputs.class_visualisation(trained, steps=5, classes=[3, 7])
     assert two.shape == (2, 64)
     assert np.linalg.norm(two, axis=1).max() <= math.sqrt(64) + 1e-9  # default bound sqrt(d)
     with pytest.raises(ValueError, match="norm_bound"):
-        A.class_visualisation(trained, norm_bound=-1.0)
+        inputs.class_visualisation(trained, norm_bound=-1.0)
 
 
 # --------------------------------------------------------------------------- figures
@@ -355,7 +362,7 @@ def test_analysis_figures_have_the_expected_axes(trained, digits) -> None:
         "layer 2 (linear)",
     ]
 
-    sal = A.saliency(trained, X[:4], y[:4])
+    sal = inputs.saliency(trained, X[:4], y[:4])
     fig = plots.saliency_figure(
         X, sal, (8, 8), labels=y, max_images=4, mean=digits.mean, scale=digits.scale
     )
@@ -364,7 +371,7 @@ def test_analysis_figures_have_the_expected_axes(trained, digits) -> None:
     assert bottom.get_images()[0].get_cmap().name.startswith("hot")
     assert [t.get_text() for t in top.texts] == [f"label {c}" for c in y[:4]]
 
-    X_adv = A.fgsm(trained, X, y, 0.5)
+    X_adv = inputs.fgsm(trained, X, y, 0.5)
     fig = plots.adversarial_figure(X, X_adv, y, pred, trained.predict(X_adv), (8, 8), max_images=3)
     clean, adv, delta = fig.axes
     assert delta.get_images()[0].get_array().shape == (8, 3 * 9 - 1)
@@ -375,7 +382,7 @@ def test_analysis_figures_have_the_expected_axes(trained, digits) -> None:
         true == clean_pred != adv_pred for (true, clean_pred), adv_pred in zip(before, after)
     )
 
-    images = A.class_visualisation(trained, steps=3)
+    images = inputs.class_visualisation(trained, steps=3)
     (ax,) = plots.class_visualisation_figure(images, (8, 8)).axes
     assert [t.get_text() for t in ax.texts] == [str(c) for c in range(10)]
     many = plots.class_visualisation_figure(np.zeros((12, 64)), (8, 8))  # wraps at 10 a row
@@ -394,7 +401,7 @@ def test_decision_boundary_for_2d_data_only() -> None:
 
 def test_log_analyses_logs_every_figure_and_metric(trained, digits) -> None:
     tracker = MemoryTracker()
-    metrics = A.log_analyses(
+    metrics = log.log_analyses(
         tracker,
         trained,
         digits,
@@ -414,12 +421,12 @@ def test_log_analyses_logs_every_figure_and_metric(trained, digits) -> None:
         "figures/saliency.png",
     ]
     quiet = MemoryTracker()
-    A.log_analyses(quiet, trained, digits, adversarial_epsilons=[0.1], draw=False)
+    log.log_analyses(quiet, trained, digits, adversarial_epsilons=[0.1], draw=False)
     assert quiet.figures == [] and list(quiet.metrics) == ["adversarial/accuracy_eps_0.1"]
 
     moons = load_dataset("moons", n_samples=200, seed=0)
     two_d = MemoryTracker()
-    A.log_analyses(two_d, MLP([2, 8, 2], "tanh", seed=0), moons, adversarial_epsilons=None)
+    log.log_analyses(two_d, MLP([2, 8, 2], "tanh", seed=0), moons, adversarial_epsilons=None)
     assert sorted(two_d.figures) == [
         "figures/activation_histograms.png",
         "figures/confusion_matrix.png",
@@ -433,10 +440,10 @@ def test_log_sanity_checks_and_gradcheck() -> None:
     X, y = toy(sizes, n=30)
     net = MLP(sizes, "tanh", seed=0)
     tracker = MemoryTracker()
-    A.log_sanity_checks(tracker, A.sanity_checks(net, X, y), step=0)
+    log.log_sanity_checks(tracker, sanity.sanity_checks(net, X, y), step=0)
     assert tracker.metrics["sanity/initial_loss/passed"] == [(0, 1.0)]
     assert "overfit: pass" in tracker.texts["sanity_checks.txt"]
-    A.log_gradcheck(tracker, gradcheck(net, X[:4], y[:4]), 1e-6)
+    log.log_gradcheck(tracker, gradcheck(net, X[:4], y[:4]), 1e-6)
     assert tracker.metrics["gradcheck/max_rel_error"][0][1] < 1e-6
     assert "PASS" in tracker.texts["gradcheck/report.md"]
 

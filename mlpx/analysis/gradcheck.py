@@ -45,7 +45,7 @@ from mlpx.nn.activations import Activation
 from mlpx.nn.losses import softmax_cross_entropy
 from mlpx.nn.model import MLP
 
-__all__ = ["QUANTITIES", "GradcheckReport", "gradcheck", "has_kink"]
+__all__ = ["QUANTITIES", "GradcheckReport", "float64_copy", "gradcheck", "has_kink"]
 
 #: What can be checked, in the order of the table (per layer; ``delta_x`` once).
 QUANTITIES = ("delta_W", "delta_b", "delta_a", "delta_f", "delta_x")
@@ -151,26 +151,39 @@ class GradcheckReport:
         )
 
 
-def _float64_copy(net: MLP) -> MLP:
-    """``net`` in float64 with the same weights and activation objects, on the same backend
-    when it supports float64 (not MPS), otherwise on NumPy. Draws no random numbers from
-    the caller's generator."""
-    from mlpx.analysis.diagnostics import copy_network
+def float64_copy(net: MLP) -> MLP:
+    """``net`` in float64: same sizes, activation objects and weights (cast to float64).
 
+    On the network's own backend when it has float64 (so the check runs that backend's
+    backward code), else on NumPy (MPS has no float64). The copy's initial draw uses a
+    private seed and is overwritten, so no caller's random generator is consumed.
+    """
+    same = {"activations": net.activations, "seed": 0, "dtype": "float64", "jit": net.jit}
     try:
-        return copy_network(net, dtype="float64")
+        twin = MLP(net.sizes, backend=net.backend, **same)
     except (TypeError, RuntimeError, ValueError):  # e.g. MPS has no float64
-        return copy_network(net, dtype="float64", backend="numpy")
+        twin = MLP(net.sizes, backend="numpy", **same)
+    twin.activation_fns = list(net.activation_fns)  # the very objects (tests patch them)
+    twin.weights = [to_numpy(W).astype(np.float64, copy=True) for W in net.weights]
+    twin.biases = [to_numpy(b).astype(np.float64, copy=True) for b in net.biases]
+    return twin
 
 
 class _Forward:
     """The loss as a function of one perturbed array, recomputed from that layer on.
 
-    Parameters are NumPy float64 copies; ``f[i]`` is ``f_i`` (``f[0] = X``), ``a[i]`` is
-    ``a_(i+1)``, as in the model's cache.
+    Parameters are NumPy float64 copies; ``f[i]`` is ``f_i`` (n, p_i) with ``f[0] = X``,
+    ``a[i]`` is ``a_(i+1)``, as in the model's ``net.cache``.
     """
 
-    def __init__(self, Ws: list[np.ndarray], bs: list[np.ndarray], acts: list[Activation], X, y):
+    def __init__(
+        self,
+        Ws: list[np.ndarray],
+        bs: list[np.ndarray],
+        acts: list[Activation],
+        X: np.ndarray,
+        y: np.ndarray,
+    ) -> None:
         self.Ws, self.bs, self.acts, self.y = Ws, bs, acts, y
         self.kinked = [has_kink(act) for act in acts]
         self.a: list[np.ndarray] = []
@@ -285,7 +298,7 @@ def gradcheck(
         )
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng or 0)
 
-    ref = _float64_copy(net)
+    ref = float64_copy(net)
     Xb, yb = ref.check_data(X, y)
     _, g = ref.loss_and_grads(Xb, yb, input_grad="delta_x" in quantities)
     Xn = to_numpy(Xb).astype(np.float64, copy=True)

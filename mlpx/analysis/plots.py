@@ -4,10 +4,10 @@ A history is what :class:`mlpx.tracking.MemoryTracker` keeps and what the traini
 accumulates: ``{metric_key: [(step_or_epoch, value), ...]}`` with the keys of the metric
 conventions (``train/loss``, ``val/accuracy``, ``grad_norm/layer_<l>``, ``grad_norm/global``).
 
-The analysis figures (:mod:`mlpx.analysis.diagnostics`: gradient-norm heat map, decision boundary,
-confusion matrix, activation histograms, saliency, adversarial examples, class
-visualisation) take arrays of any backend and the network itself where they need a forward
-pass.
+The analysis figures (gradient-norm heat map, decision boundary, confusion matrix,
+activation histograms, and the input-gradient figures of :mod:`mlpx.analysis.inputs`:
+saliency, adversarial examples, class visualisation) take arrays of any backend and the
+network itself where they need a forward pass.
 
 The figures are built with matplotlib's object-oriented API (``matplotlib.figure.Figure``)
 and never through pyplot: no GUI backend is selected, no global figure registry holds them,
@@ -114,8 +114,8 @@ def grad_norms(history: History) -> Figure:
 
 
 # --------------------------------------------------------------------------- analysis figures
-# Figures of mlpx.analysis.diagnostics (issue 8). Arrays may come from any backend; they are
-# moved to NumPy with mlpx.backend.to_numpy first.
+# Figures of the analyses (mlpx.analysis.inputs, mlpx.analysis.log). Arrays may come from
+# any backend; they are moved to NumPy with mlpx.backend.to_numpy first.
 
 
 def _grid(n: int, max_cols: int, cell: float) -> tuple[Figure, list[Axes]]:
@@ -327,20 +327,21 @@ def confusion_matrix(
 def activation_histograms(net: Any, X: Any, *, bins: int = 50) -> Figure:
     """A histogram of every layer's outputs ``f_l`` (l = 1..L) on X, one panel per layer.
 
-    One forward pass on X (n, d); each panel is titled ``layer l (activation)``. For relu
-    layers the exact zeros (inactive units) would dwarf the rest: they are left out of the
-    histogram and their fraction is given in the title. Returns a Figure with L axes.
-    Overwrites the network's forward cache.
+    One forward pass on X (n, d); panel l shows every entry of ``f_l`` (n, p_l) from the
+    network's cache (``net.cache.f[l]``) and is titled ``layer l (activation)``. Exact
+    zeros (the inactive units of a relu layer) would dwarf the rest: wherever there are
+    any, they are left out of the histogram and their fraction is given in the title.
+    Returns a Figure with L axes. Overwrites the network's forward cache.
     """
     net.forward(X)
     L = net.num_layers
     fig, axes = _grid(L, 4, 3.2)
     for i, (ax, name) in enumerate(zip(axes, net.activations)):
-        f = _np(net._f[i + 1]).ravel()
+        f = _np(net.cache.f[i + 1]).ravel()
         f = f[np.isfinite(f)]
         title = f"layer {i + 1} ({name})"
-        if name == "relu":
-            zeros = f == 0
+        zeros = f == 0
+        if zeros.any():
             title += f", {np.mean(zeros):.0%} zeros (not shown)"
             f = f[~zeros]
         if f.size:
@@ -525,8 +526,8 @@ def class_visualisation_figure(
     scale: Any = None,
 ) -> Figure:
     """One tile per class: the input that maximises its logit (from
-    :func:`mlpx.analysis.diagnostics.class_visualisation`), 10 tiles a row. images : (C, d), in the
-    network's input units; with ``mean`` and ``scale`` (the dataset's standardisation)
+    :func:`mlpx.analysis.inputs.class_visualisation`), 10 tiles a row. images : (C, d), in
+    the network's input units; with ``mean`` and ``scale`` (the dataset's standardisation)
     shown in raw pixels, each tile on its own grey scale. Returns a Figure with 1 axes."""
     hw = _tile_shape(image_shape)
     images = _raw(_np(images), mean, scale)

@@ -350,8 +350,8 @@ def _gradcheck(settings: Settings, model: Any, data: Any, tracker: Any) -> float
     """mode=gradcheck: every delta against finite differences; a failure is a UserError."""
     import numpy as np
 
-    from mlpx.analysis.diagnostics import log_gradcheck
     from mlpx.analysis.gradcheck import gradcheck
+    from mlpx.analysis.log import log_gradcheck
 
     gc = settings.analysis.gradcheck
     tracker.set_tags({"mode": "gradcheck"})
@@ -377,7 +377,8 @@ def _gradcheck(settings: Settings, model: Any, data: Any, tracker: Any) -> float
 
 def _sanity_checks(settings: Settings, model: Any, data: Any, tracker: Any) -> None:
     """Initial loss near ln C and overfitting 20 samples, on a copy; logged, never fatal."""
-    from mlpx.analysis.diagnostics import log_sanity_checks, sanity_checks
+    from mlpx.analysis.log import log_sanity_checks
+    from mlpx.analysis.sanity import sanity_checks
 
     sc = settings.analysis.sanity_checks
     results = sanity_checks(
@@ -400,7 +401,7 @@ def _post_training_analyses(
     an = settings.analysis
     if not (an.saliency or an.adversarial.enabled or an.class_visualisation.enabled or an.figures):
         return
-    from mlpx.analysis.diagnostics import log_analyses
+    from mlpx.analysis.log import log_analyses
 
     cv = an.class_visualisation
     log_analyses(
