@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from mlpx.backend import to_numpy
-from mlpx.nn.optim import flatten_state, unflatten_state
+from mlpx.nn.state import flatten_state, unflatten_state
 
 FORMAT = "mlpx-checkpoint-1"
 _NAME = re.compile(r"^step_(\d+)\.npz$")
