@@ -12,6 +12,7 @@ import pytest
 
 from mlpx.analysis import health, inputs, log, plots, sanity
 from mlpx.analysis.gradcheck import QUANTITIES, GradcheckReport, gradcheck, has_kink
+from mlpx.analysis.health import saturated, tail_limits
 from mlpx.data import load_dataset
 from mlpx.nn.activations import ACTIVATIONS
 from mlpx.nn.losses import softmax
@@ -214,6 +215,45 @@ def test_health_metrics_sigmoid_saturation_and_optional_parts() -> None:
     assert not any(k.startswith(("update_ratio", "delta_a_norm")) for k in m)
     with pytest.raises(RuntimeError, match="forward"):
         health.health_metrics(MLP([3, 2], seed=0))
+
+
+def test_fit_logs_health_metrics_of_the_step_batch(digits) -> None:
+    """One full-batch step: the logged statistics are those of f_l on the whole training
+    split under the initial weights (the cache of the step's own forward pass, whichever
+    step implementation ran), the norms those of the updated weights."""
+    sizes = [64, 16, 10]
+    net = MLP(sizes, "tanh", seed=3)
+    W0 = [w.copy() for w in net.weights]
+    b0 = [b.copy() for b in net.biases]
+    X = digits.X_train
+    cfg = TrainerSettings(
+        epochs=1, batch_size=X.shape[0], log_every_n_steps=1, progress="false", shuffle=False
+    )
+    tracker = MemoryTracker()
+    fit(net, make_optimizer("sgd", lr=0.5), digits, cfg, tracker, health_metrics=True)
+    logged = {k: v[0] for k, v in tracker.metrics.items() if "/layer_" in k}
+    f1 = np.tanh(X @ W0[0].T + b0[0])
+    f2 = f1 @ W0[1].T + b0[1]
+    assert logged["activation_mean/layer_1"] == (1, pytest.approx(f1.mean()))
+    assert logged["activation_std/layer_2"] == (1, pytest.approx(f2.std()))
+    assert logged["saturated_units/layer_1"] == (1, pytest.approx(np.mean(np.abs(f1) > 0.99)))
+    for l in (1, 2):
+        W, W_before = net.weights[l - 1], W0[l - 1]
+        assert logged[f"weight_norm/layer_{l}"][1] == pytest.approx(np.linalg.norm(W))
+        ratio = np.linalg.norm(W - W_before) / np.linalg.norm(W_before)
+        assert logged[f"update_ratio/layer_{l}"][1] == pytest.approx(ratio)
+        assert logged[f"delta_a_norm/layer_{l}"][1] > 0
+
+
+def test_saturation_is_read_off_the_activation() -> None:
+    assert tail_limits(ACTIVATIONS["tanh"]) == (-1.0, 1.0)
+    assert tail_limits(ACTIVATIONS["sigmoid"]) == (0.0, 1.0)
+    lo, hi = tail_limits(ACTIVATIONS["relu"])
+    assert lo == 0.0 and math.isnan(hi)
+    assert all(math.isnan(v) for v in tail_limits(ACTIVATIONS["linear"]))
+    f = np.array([[-0.995, -0.5, 0.0, 0.989, 0.9901]])
+    mask = saturated(ACTIVATIONS["tanh"], np.arctanh(f), f, np)
+    assert mask.tolist() == [[True, False, False, False, True]]
 
 
 def test_health_metrics_on_another_backend() -> None:
