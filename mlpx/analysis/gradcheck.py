@@ -35,6 +35,7 @@ Usage::
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -225,8 +226,12 @@ def _pick(total: int, limit: int | None, rng: np.random.Generator) -> np.ndarray
     return np.sort(rng.choice(total, size=limit, replace=False))
 
 
+# The loss after a perturbation, with the relu masks of the layers it went through.
+_LossFn = Callable[[], tuple[float, list[np.ndarray]]]
+
+
 def _central(
-    target: np.ndarray, flat_idx: np.ndarray, eps: float, loss_fn
+    target: np.ndarray, flat_idx: np.ndarray, eps: float, loss_fn: _LossFn
 ) -> tuple[np.ndarray, np.ndarray]:
     """Centered differences of ``loss_fn()`` in the entries ``flat_idx`` of ``target``
     (perturbed in place and restored); also whether each crossed a kink."""
@@ -245,7 +250,15 @@ def _central(
     return num, kink
 
 
-def _row(layer: int, quantity: str, shape, num, ana, kink) -> dict[str, Any]:
+def _row(
+    layer: int,
+    quantity: str,
+    shape: tuple[int, ...],
+    num: np.ndarray,
+    ana: np.ndarray,
+    kink: np.ndarray,
+) -> dict[str, Any]:
+    """One row of the report from the numeric and analytic entries (kinks left out)."""
     keep = ~kink
     n, a = num[keep], ana[keep]
     den = float(np.linalg.norm(n) + np.linalg.norm(a))
@@ -308,7 +321,9 @@ def gradcheck(
     fw = _Forward(Ws, bs, list(ref.activation_fns), Xn, yn)
     L = len(Ws)
 
-    def check(layer, quantity, target, analytic, loss_fn):
+    def check(
+        layer: int, quantity: str, target: np.ndarray, analytic: Any, loss_fn: _LossFn
+    ) -> dict[str, Any]:
         ana_all = to_numpy(analytic).astype(np.float64).reshape(-1)
         idx = _pick(ana_all.size, max_params_per_layer, rng)
         num, kink = _central(target, idx, eps, loss_fn)
