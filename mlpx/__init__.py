@@ -12,14 +12,9 @@ from mlpx.nn.activations import ACTIVATIONS, Activation
 from mlpx.nn.init import INITIALIZERS
 from mlpx.nn.losses import delta_f_jacobian_chain, log_softmax, softmax, softmax_cross_entropy
 from mlpx.nn.model import MLP, Gradients
-from mlpx.nn.optim import (
-    OPTIMIZERS,
-    SCHEDULES,
-    clip_grad_norm,
-    global_norm,
-    make_optimizer,
-    make_schedule,
-)
+from mlpx.nn.optim import OPTIMIZERS, clip_grad_norm, global_norm, make_optimizer
+from mlpx.nn.schedules import SCHEDULES, make_schedule
+from mlpx.nn.state import flatten_state, unflatten_state
 
 __version__ = "0.1.0"
 
@@ -34,10 +29,12 @@ __all__ = [
     "__version__",
     "clip_grad_norm",
     "delta_f_jacobian_chain",
+    "flatten_state",
     "global_norm",
     "log_softmax",
     "make_optimizer",
     "make_schedule",
     "softmax",
     "softmax_cross_entropy",
+    "unflatten_state",
 ]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -18,6 +20,8 @@ from mlpx.nn.optim import (
     Schedule,
     StepSchedule,
     WarmupCosineSchedule,
+    check_hyperparameters,
+    check_schedule,
     clip_grad_norm,
     flatten_state,
     global_norm,
@@ -623,3 +627,139 @@ def test_bad_clip_and_flatten_arguments():
         clip_grad_norm([np.ones(2)], 0)
     with pytest.raises(ValueError, match=r"state\['a'\] must be an array"):
         flatten_state({"a": None})
+
+
+# --------------------------------------------------------------------------- declarations
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_hyperparameters_are_declared_once_with_their_defaults(name):
+    cls = OPTIMIZERS[name]
+    assert next(iter(cls.HYPERPARAMETERS)) == "lr"
+    opt = make_optimizer(name)
+    assert opt.base_lr == cls.HYPERPARAMETERS["lr"].default
+    assert opt.hparams == {k: p.default for k, p in cls.HYPERPARAMETERS.items() if k != "lr"}
+    assert all(p.doc for p in cls.HYPERPARAMETERS.values())
+    checked = check_hyperparameters(name, {})
+    assert checked == {"lr": opt.base_lr, **opt.hparams}
+
+
+def test_check_hyperparameters_checks_a_config_section_without_building():
+    given = {
+        "lr": 0.1,
+        "momentum": 0.9,
+        "schedule": {"name": "step", "step_size": 3, "gamma": None, "T_max": None},
+        "clip_norm": 1,
+        "jit": False,
+    }
+    assert check_hyperparameters("sgd", given, prefix="optimizer.") == {
+        "lr": 0.1,
+        "momentum": 0.9,
+        "dampening": 0.0,
+        "nesterov": False,
+        "weight_decay": 0.0,
+        "schedule": StepSchedule(3, 0.1),
+        "clip_norm": 1.0,
+        "jit": "false",
+    }
+    assert check_hyperparameters("adam", {"schedule": None, "clip_norm": None}) == {
+        **check_hyperparameters("adam", {}),
+        "schedule": None,
+        "clip_norm": None,
+    }
+
+
+BAD_SECTIONS = [
+    ("adamm", {}, r"^optimizer\.name must be one of adagrad, adam, .*, sgd, got 'adamm'$"),
+    (None, {}, r"^optimizer\.name must be one of .*, got None$"),
+    ("adam", {"lr": 0}, r"^optimizer\.lr must be a positive finite number, got 0$"),
+    ("adam", {"betas": (0.9, 1)}, r"^optimizer\.betas\[1\] must be a number in \[0, 1\), got 1$"),
+    (
+        "adam",
+        {"bet": 0.9},
+        r"^unknown hyper-parameter 'optimizer\.bet' for 'adam'; accepted: lr, betas, eps, "
+        r"weight_decay, amsgrad, schedule, clip_norm, jit$",
+    ),
+    ("sgd", {"nesterov": True}, r"^optimizer\.nesterov=True requires momentum > 0"),
+    ("adam", {"clip_norm": -1}, r"^optimizer\.clip_norm must be a positive finite number"),
+    ("adam", {"jit": "yes"}, r"^optimizer\.jit must be one of auto, true, false, got 'yes'$"),
+    ("adam", {"schedule": "cosinus"}, r"^optimizer\.schedule must be one of constant, cosine"),
+    ("adam", {"schedule": {"gamma": 0.5}}, r"^optimizer\.schedule must be one of .*got None$"),
+    (
+        "adam",
+        {"schedule": {"name": "step", "step_size": 0}},
+        r"^optimizer\.schedule\.step_size must be a positive integer, got 0$",
+    ),
+    (
+        "adam",
+        {"schedule": {"name": "cosine", "T_max": None}},
+        r"^optimizer\.schedule\.T_max is missing: schedule 'cosine' needs T_max; got \[\]$",
+    ),
+    (
+        "adam",
+        {"schedule": {"name": "step", "step_size": 2, "gama": 0.5}},
+        r"^unknown schedule argument 'optimizer\.schedule\.gama' for 'step'; "
+        r"accepted: step_size, gamma$",
+    ),
+    (
+        "adam",
+        {"schedule": {"name": "warmup_cosine", "warmup_steps": 9, "total_steps": 5}},
+        r"^optimizer\.schedule\.total_steps must be >= optimizer\.schedule\.warmup_steps \(9\)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "given", "match"), BAD_SECTIONS)
+def test_bad_config_sections_name_the_key(name, given, match):
+    with pytest.raises(ValueError, match=match):
+        check_hyperparameters(name, given, prefix="optimizer.")
+
+
+def test_check_schedule_accepts_every_spelling():
+    cosine = CosineSchedule(T_max=9)
+    assert check_schedule(None) is None
+    assert check_schedule(cosine) is cosine
+    assert check_schedule("constant") == ConstantSchedule()
+    assert check_schedule({"name": "cosine", "T_max": 9, "eta_min": None}) == cosine
+    assert check_schedule({"name": "cosine", "T_max": 9}, key="s", prefix="s.") == cosine
+    assert CosineSchedule(9) == cosine and hash(CosineSchedule(9)) == hash(cosine)
+    assert StepSchedule(2, 0.5) != ExponentialSchedule(0.5)
+    with pytest.raises(AttributeError, match=r"CosineSchedule is immutable"):
+        cosine.T_max = 3
+
+
+# --------------------------------------------------------------------------- pickling
+
+
+@pytest.mark.parametrize("how", ["pickle", "deepcopy"])
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_an_unpickled_optimizer_continues_with_the_same_updates(name, how):
+    hparams = {
+        **FULL_STATE[name],
+        "schedule": {"name": "warmup_cosine", "warmup_steps": 3, "total_steps": 20},
+    }
+    p0, curv, centre = problem(10)
+    params = [p.copy() for p in p0]
+    opt = run_ours(name, hparams, params, curv, centre, 6)
+    clone = pickle.loads(pickle.dumps(opt)) if how == "pickle" else copy.deepcopy(opt)
+    assert repr(clone) == repr(opt) and clone.t == opt.t == 6
+    copied = [p.copy() for p in params]
+    run_ours(name, hparams, params, curv, centre, 6, start=6, opt=opt)
+    run_ours(name, hparams, copied, curv, centre, 6, start=6, opt=clone)
+    for a, b in zip(params, copied, strict=True):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(leaves(opt.state_dict()), leaves(clone.state_dict()), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_loaded_but_not_yet_stepped_optimizer_pickles():
+    state = stepped("adam").state_dict()
+    fresh = make_optimizer("adam")
+    fresh.load_state_dict(state)
+    again = pickle.loads(pickle.dumps(fresh))
+    for a, b in zip(leaves(again.state_dict()), leaves(state), strict=True):
+        np.testing.assert_array_equal(a, b)
+    for schedule in SCHEDULES.values():
+        args = {k: 2 for k, p in schedule.PARAMS.items() if p.required}
+        instance = schedule(**args)
+        assert pickle.loads(pickle.dumps(instance)) == instance == copy.deepcopy(instance)

@@ -76,11 +76,9 @@ class Schedule:
                     f"accepted: {', '.join(accepted) or 'none'}"
                 )
         missing = [k for k, p in cls.PARAMS.items() if p.required and k not in given]
-        if missing:
-            raise ValueError(
-                f"schedule {cls.name!r} needs {', '.join(prefix + k for k in missing)}; "
-                f"got {sorted(given)}"
-            )
+        if missing:  # "optimizer.schedule.T_max is missing: schedule 'cosine' needs T_max"
+            needs = f"schedule {cls.name!r} needs {', '.join(missing)}; got {sorted(given)}"
+            raise ValueError(f"{prefix}{missing[0]} is missing: {needs}" if prefix else needs)
         values = check_params(
             f"argument of schedule {cls.name!r}", cls.PARAMS, given, prefix=prefix
         )
