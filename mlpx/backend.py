@@ -107,6 +107,11 @@ class Backend:
     def __repr__(self) -> str:
         return f"Backend({self.name!r}, device={self.device_name!r})"
 
+    def __reduce__(self) -> tuple[Any, tuple[str, str | None]]:
+        """Pickled as its name and device: the namespace (a module) is looked up again."""
+        device = None if self.name == "numpy" else self.device_name
+        return (get_backend, (self.name, device))
+
 
 def _belongs(x: Any, backend: Backend) -> bool:
     module = type(x).__module__.split(".")[0]

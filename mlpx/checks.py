@@ -16,6 +16,7 @@ use it.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,18 +24,25 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "JIT_SETTINGS",
     "Choice",
+    "Const",
     "Constraint",
     "Flag",
+    "FolderPath",
     "Integer",
+    "ListOf",
     "Number",
     "OneOf",
     "Optional",
     "Pair",
     "Param",
+    "Switch",
+    "Text",
     "check_params",
     "defaults_of",
     "is_number",
+    "jit_setting",
 ]
 
 
@@ -163,7 +171,9 @@ class Optional(Constraint):
             return None
         try:
             return self.inner.check(key, value)
-        except ValueError:
+        except ValueError as exc:
+            if str(exc).startswith(f"{key}["):  # an item's own message says more
+                raise
             raise self.fail(key, value) from None
 
 
@@ -204,6 +214,88 @@ class Pair(Constraint):
 
 
 @dataclass(frozen=True)
+class Const(Constraint):
+    """Exactly ``value`` (``OneOf((Const("active"), Integer(1)))``)."""
+
+    value: Any
+
+    def describe(self) -> str:
+        return repr(self.value)
+
+    def check(self, key: str, value: Any) -> Any:
+        if (
+            isinstance(value, bool | np.bool_) != isinstance(self.value, bool)
+            or value != self.value
+        ):
+            raise self.fail(key, value)
+        return self.value
+
+
+@dataclass(frozen=True)
+class Text(Constraint):
+    """A string that is not blank; ``what`` is how it reads in a message."""
+
+    what: str = "a non-empty string"
+
+    def describe(self) -> str:
+        return self.what
+
+    def check(self, key: str, value: Any) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(key, value)
+        return value
+
+
+@dataclass(frozen=True)
+class FolderPath(Constraint):
+    """A folder path (``str`` or ``os.PathLike``), returned as a string with ``~`` expanded."""
+
+    def describe(self) -> str:
+        return "a folder path"
+
+    def check(self, key: str, value: Any) -> str:
+        if not isinstance(value, str | os.PathLike) or not os.fspath(value):
+            raise self.fail(key, value)
+        return os.path.expanduser(os.fspath(value))
+
+
+@dataclass(frozen=True)
+class Switch(Constraint):
+    """``auto``, ``true`` or ``false`` (a bool or one of those strings, any case), returned
+    as that lower-case string."""
+
+    def describe(self) -> str:
+        return "one of auto, true, false"
+
+    def check(self, key: str, value: Any) -> str:
+        if isinstance(value, bool | np.bool_):
+            return "true" if value else "false"
+        name = value.lower() if isinstance(value, str) else None
+        if name not in ("auto", "true", "false"):
+            raise self.fail(key, value)
+        return name
+
+
+@dataclass(frozen=True)
+class ListOf(Constraint):
+    """A list (or tuple) of values, each accepted by ``item`` (keys ``key[i]``): a list.
+
+    ``plural`` is how the items read in a message (``positive integers``).
+    """
+
+    item: Constraint
+    plural: str = ""
+
+    def describe(self) -> str:
+        return f"a list of {self.plural}" if self.plural else f"a list, each {self.item.describe()}"
+
+    def check(self, key: str, value: Any) -> list[Any]:
+        if not isinstance(value, list | tuple):
+            raise self.fail(key, value)
+        return [self.item.check(f"{key}[{i}]", v) for i, v in enumerate(value)]
+
+
+@dataclass(frozen=True)
 class Param:
     """A declared parameter: its constraint, default and a one-line description."""
 
@@ -215,6 +307,22 @@ class Param:
 
     def check(self, key: str, value: Any) -> Any:
         return self.constraint.check(key, value)
+
+
+#: The values of ``backend.jit`` / ``MLP(jit=...)`` / ``make_optimizer(jit=...)``.
+JIT_SETTINGS = ("auto", "true", "false")
+
+
+def jit_setting(value: Any, *, key: str = "jit") -> str:
+    """The canonical ``auto`` / ``true`` / ``false`` of ``value`` (a bool or one of those
+    strings, any case); ``ValueError`` naming ``key`` otherwise. Whether the compiled
+    kernels are then used is decided by the fast path (:func:`mlpx.fast.kernels.resolve`)."""
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    name = value.lower() if isinstance(value, str) else None
+    if name not in JIT_SETTINGS:
+        raise ValueError(f"{key} must be one of {', '.join(JIT_SETTINGS)}, got {value!r}")
+    return name
 
 
 def defaults_of(declared: Mapping[str, Param]) -> dict[str, Any]:

@@ -126,6 +126,36 @@ def _show_progress(setting: str) -> bool:
     return setting == "true"
 
 
+class GenericStep:
+    """A training step through the model's own code (:meth:`MLP.train_batch`) and the
+    optimizer's generic rule: what runs on torch, cupy and array_api_strict. On NumPy
+    :class:`mlpx.fast.step.FastStep` has the same two methods."""
+
+    def __init__(self, model: MLP, optimizer: Optimizer) -> None:
+        self.model, self.optimizer = model, optimizer
+        self.g: Gradients | None = None
+
+    def train_batch(self, X: Any, y: Any, rows: Any) -> tuple[Any, Any, Gradients]:
+        loss, correct, self.g = self.model.train_batch(X, y, rows)
+        return loss, correct, self.g
+
+    def update(self) -> None:
+        assert self.g is not None, "train_batch comes before update"
+        self.optimizer.step(self.model.parameters(), self.g.parameters())
+
+
+def make_step(model: MLP, optimizer: Optimizer) -> Any:
+    """The fastest step for the model's backend: :class:`mlpx.fast.step.FastStep` on NumPy
+    (kept buffers, flat parameter and gradient buffers, optional kernels), else
+    :class:`GenericStep`. Both: ``train_batch(X, y, rows) -> (loss, correct, g)``, then
+    ``update()``."""
+    if is_numpy(model.xp):
+        from mlpx.fast.step import FastStep
+
+        return FastStep(model, optimizer)
+    return GenericStep(model, optimizer)
+
+
 class Interrupted(RuntimeError):
     """Training stopped on SIGINT/SIGTERM after finishing its step; a checkpoint was written."""
 
@@ -197,9 +227,8 @@ def fit(
             "uses val/ metrics: set dataset.val_size > 0 or monitor a train/ metric"
         )
 
-    params = model.parameters()
+    stepper = make_step(model, optimizer)
     n = X_train.shape[0]
-    g: Gradients | None = None
     start = time.perf_counter()
     result.stopped_early = st.stopped
     # Overflow and NaN are caught by the divergence guard with one clear line; NumPy's own
@@ -221,7 +250,7 @@ def fit(
                 ends = np.cumsum([len(idx) for idx in batches]).tolist()
             for b, idx in enumerate(batches):
                 rows = idx if fast else order[ends[b] - len(idx) : ends[b]]
-                loss, correct, g = model.train_batch(X_train, y_train, rows, out=g)
+                loss, correct, g = stepper.train_batch(X_train, y_train, rows)
                 step = st.step + 1
                 if fast and not math.isfinite(loss):
                     raise _diverged(epoch, step, "train/loss", float(loss), optimizer.lr)
@@ -237,7 +266,7 @@ def fit(
                     total = clip_grad_norm(g.parameters(), clip_norm)
                     if not math.isfinite(total):
                         raise _diverged(epoch, step, "the gradient norm", total, optimizer.lr)
-                optimizer.step(params, g.parameters())
+                stepper.update()
                 st.step = step
                 if log_now:
                     window = float(window_loss) / window_steps
@@ -300,7 +329,7 @@ def fit(
                 if _improved(value, st.best, es.mode, es.min_delta):
                     st.best, st.waited, st.best_epoch = value, 0, epoch
                     if es.patience and es.restore_best:
-                        st.best_params = [xp.asarray(p, copy=True) for p in params]
+                        st.best_params = [xp.asarray(p, copy=True) for p in model.parameters()]
                 else:
                     st.waited += 1
                     stopping = bool(es.patience and st.waited >= es.patience)
@@ -314,7 +343,7 @@ def fit(
     result.epochs_run, result.steps, result.best_epoch = st.epoch, st.step, st.best_epoch
     final: dict[str, float] = {}
     if result.stopped_early and st.best_params is not None:
-        for p, saved in zip(params, st.best_params):
+        for p, saved in zip(model.parameters(), st.best_params):
             p[...] = saved if fast else backend.asarray(saved)
         if has_val:  # the objective below must describe the restored weights
             final["val/loss"], final["val/accuracy"] = model.evaluate(X_val, y_val, validate=False)

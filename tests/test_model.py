@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 import warnings
 
 import numpy as np
@@ -171,16 +173,36 @@ def test_shapes_orientation_and_in_place_parameters() -> None:
     np.testing.assert_allclose(net.predict_proba(X), 0.1)
 
 
-def test_reusing_gradient_buffers_gives_the_same_values() -> None:
-    net = MLP([5, 7, 3], seed=0)
+@pytest.mark.parametrize("activation", ALL_ACTIVATIONS)
+def test_networks_and_gradients_pickle_and_deep_copy(activation: str) -> None:
+    """An unpickled or deep-copied network computes the same logits and deltas; its
+    activations are the registry's own objects (no lambdas, no module objects held)."""
+    net = MLP([5, 7, 6, 3], activations=activation, seed=0)
     X, y = data([5, 3], n=8)
-    _, g1 = net.loss_and_grads(X, y)
-    kept = [p.copy() for p in g1.parameters()]
-    buffers = [id(p) for p in g1.parameters()]
-    _, g2 = net.loss_and_grads(X, y, out=g1)
-    assert [id(p) for p in g2.parameters()] == buffers
-    for a, b in zip(kept, g2.parameters()):
+    loss, g = net.loss_and_grads(X, y, input_grad=True)
+    for other in (pickle.loads(pickle.dumps(net)), copy.deepcopy(net)):
+        assert other.activation_fns[0] is ACTIVATIONS[activation]
+        assert repr(other) == repr(net)
+        np.testing.assert_array_equal(other.forward(X), net.forward(X))
+        loss2, g2 = other.loss_and_grads(X, y, input_grad=True)
+        assert loss2 == loss
+        for a, b in zip([*g.parameters(), g.inputs], [*g2.parameters(), g2.inputs]):
+            np.testing.assert_array_equal(a, b)
+    g3 = pickle.loads(pickle.dumps(g))
+    for a, b in zip(g.parameters(), g3.parameters()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_load_state_dict_writes_into_the_arrays_an_optimizer_holds() -> None:
+    net = MLP([5, 7, 3], seed=0)
+    params = net.parameters()
+    other = MLP([5, 7, 3], seed=1)
+    net.load_state_dict(other.state_dict())
+    assert all(p is q for p, q in zip(params, net.parameters()))
+    for a, b in zip(net.parameters(), other.parameters()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="state is for sizes"):
+        net.load_state_dict(MLP([5, 8, 3]).state_dict())
 
 
 @pytest.mark.parametrize("init", sorted(INITIALIZERS))

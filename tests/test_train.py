@@ -87,7 +87,7 @@ def test_early_stopping_stops_and_restores_the_best_weights(iris) -> None:
     best = int(np.argmin(val))
     assert result.best_epoch == best + 1
     assert result.epochs_run == result.best_epoch + 2  # patience 2
-    X_val = net._check_X(iris.X_val)
+    X_val = net.check_inputs(iris.X_val)
     assert net.evaluate(X_val, iris.y_val)[0] == pytest.approx(val[best], rel=1e-12)
 
 

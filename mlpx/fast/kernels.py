@@ -40,7 +40,8 @@ from typing import Any
 
 import numpy as np
 
-JIT_SETTINGS = ("auto", "true", "false")
+from mlpx.checks import jit_setting
+
 INSTALL_HINT = 'pip install "mlpx[jit]"'
 
 _kernels: Any = None  # the compiled functions (a namespace), once built
@@ -60,13 +61,11 @@ def available() -> bool:
 
 def check_setting(value: Any, *, key: str = "backend.jit") -> str:
     """The canonical setting (``auto``, ``true``, ``false``) of ``value``, or a one-line
-    :class:`JitError` naming ``key`` and the accepted values."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    name = str(value).lower() if isinstance(value, str) else None
-    if name not in JIT_SETTINGS:
-        raise JitError(f"{key} must be one of {', '.join(JIT_SETTINGS)}, got {value!r}")
-    return name
+    :class:`JitError` naming ``key`` and the accepted values (:func:`mlpx.checks.jit_setting`)."""
+    try:
+        return jit_setting(value, key=key)
+    except ValueError as exc:
+        raise JitError(str(exc)) from None
 
 
 def resolve(value: Any, *, key: str = "backend.jit") -> bool:

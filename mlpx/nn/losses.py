@@ -15,8 +15,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 from mlpx.backend import device_of, is_numpy, namespace_of
 
 Array = Any
@@ -48,72 +46,27 @@ def one_hot(y: Array, num_classes: int, dtype: Any, xp: Any) -> Array:
 def cross_entropy_and_delta(logits: Array, y: Array) -> tuple[Array, Array]:
     """:func:`softmax_cross_entropy` with the loss kept as a 0-d array on the device.
 
-    Log-sum-exp with the row maximum ``m`` and ``s = sum_c e^(f_c - m)``:
-    ``loss = mean_i (log s_i - (f_(i, y_i) - m_i))`` and ``delta_f = e / (n s) - Y / n``
-    (the same operations as the NumPy kernel :func:`cross_entropy_into`).
+    logits : (n, C); y : (n,) integer labels. Log-sum-exp with the row maximum ``m`` and
+    ``s = sum_c e^(f_c - m)``::
+
+        loss    = mean_i (log s_i - (f_(i, y_i) - m_i))      = mean_i -log mu_(i, y_i)
+        delta_f = e^(f - m) / (n s) - Y / n                  = (mu - Y) / n   (B3)
+
+    (the NumPy fast path, :func:`mlpx.fast.step.cross_entropy_into`, does the same
+    operations in kept buffers without building ``Y``, and gives the same bits).
     """
     xp = namespace_of(logits)
     n = logits.shape[0]
-    if is_numpy(xp):
-        delta = np.empty(logits.shape, logits.dtype)
-        loss = cross_entropy_into(
-            logits, y, delta, CrossEntropyBuffers(n, logits.shape[1], logits.dtype)
-        )
-        return np.asarray(loss, dtype=logits.dtype)[()], delta
     shifted = logits - xp.max(logits, axis=1, keepdims=True)
     Y = one_hot(y, logits.shape[1], logits.dtype, xp)
+    picked = xp.sum(shifted * Y, axis=1)  # f_(i, y_i) - m_i
     e = xp.exp(shifted)
     s = xp.sum(e, axis=1, keepdims=True)
-    loss = (xp.sum(xp.log(s)) - xp.sum(shifted * Y)) / n
+    if n == 0:  # the mean of nothing: NaN, without a 0/0 warning
+        return xp.sum(e) * math.nan, e
+    loss = xp.sum(xp.log(s[:, 0]) - picked) / n
     delta = e / (s * n) - Y * (1.0 / n)
     return loss, delta
-
-
-def cross_entropy_into(
-    logits: np.ndarray,
-    y: np.ndarray,
-    delta: np.ndarray,
-    work: CrossEntropyBuffers,
-) -> float:
-    """:func:`cross_entropy_and_delta` for NumPy, written into preallocated buffers.
-
-    logits : (n, C), left untouched; y : (n,) integer labels. ``delta`` (n, C, C-contiguous)
-    receives ``(mu - Y) / n``. Returns the mean cross-entropy as a float. The same
-    log-sum-exp as :func:`cross_entropy_and_delta` (no overflow, no ``log(0)``) in about a
-    dozen NumPy calls on the small (n,) buffers of ``work``; the one-hot matrix is never
-    built.
-    """
-    n = logits.shape[0]
-    if n == 0:
-        return math.nan
-    np.maximum.reduce(logits, 1, None, work.row_max)
-    np.subtract(logits, work.row_max_col, out=delta)  # shifted logits: every row's max is 0
-    flat = delta.reshape(-1)
-    at = np.add(work.row_starts, y, out=work.at)  # flat index of (i, y_i)
-    picked = flat.take(at)  # shifted logit of the true class
-    np.exp(delta, out=delta)
-    s = np.add.reduce(delta, 1, None, work.row_sum)
-    # -log mu_(i, y_i) = log(sum_c e^(shifted_ic)) - shifted_(i, y_i)
-    log_s = np.log(s, out=work.scratch)
-    loss = float(np.add.reduce(np.subtract(log_s, picked, out=log_s))) / n
-    s *= n  # delta = e / (n s) - Y / n
-    np.divide(delta, work.row_sum_col, out=delta)
-    flat[at] -= 1.0 / n
-    return loss
-
-
-class CrossEntropyBuffers:
-    """The (n,) scratch arrays of :func:`cross_entropy_into` for batches of ``n`` rows of
-    ``C`` classes."""
-
-    def __init__(self, n: int, C: int, dtype: Any) -> None:
-        self.row_max = np.empty(n, dtype)
-        self.row_sum = np.empty(n, dtype)
-        self.scratch = np.empty(n, dtype)
-        self.row_max_col = self.row_max.reshape(n, 1)  # views, for broadcasting over rows
-        self.row_sum_col = self.row_sum.reshape(n, 1)
-        self.row_starts = np.arange(n) * C
-        self.at = np.empty(n, self.row_starts.dtype)
 
 
 def softmax_cross_entropy(logits: Array, y: Array) -> tuple[float, Array]:

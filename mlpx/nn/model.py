@@ -20,39 +20,27 @@ Backward (B3, B7), for l = L .. 1::
 
 The ``1/n`` makes every delta the gradient of the batch-mean loss.
 
-On NumPy the parameters live in one flat buffer, ``W_1, b_1, W_2, b_2, ...`` one after
-the other (``weights[i]`` and ``biases[i]`` are views into it), and so do the gradients of
-one backward pass; the optimizers recognise the layout and update every parameter with a
-handful of whole-buffer operations. Training steps (:meth:`MLP.batch_loss_and_grads`,
-:meth:`MLP.train_batch`) run in buffers kept between steps: a step allocates nothing
-large.
+This is the code that runs on every backend (NumPy, torch, cupy, array_api_strict). On
+NumPy, :func:`mlpx.train.fit` runs the same equations through :mod:`mlpx.fast.step`, which
+keeps its buffers between steps (and may use compiled kernels) and is tested equal to this
+module; the model itself knows nothing of it.
 """
 
 from __future__ import annotations
 
 import math
-import operator
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from mlpx.backend import Backend, check_dtype, get_backend, is_numpy, to_numpy
-from mlpx.fast import kernels
+from mlpx.checks import jit_setting
 from mlpx.nn.activations import ACTIVATIONS, Activation, get_activation
 from mlpx.nn.init import init_weights
-from mlpx.nn.losses import (
-    CrossEntropyBuffers,
-    cross_entropy_and_delta,
-    cross_entropy_into,
-    softmax,
-)
+from mlpx.nn.losses import cross_entropy_and_delta, softmax
 
 Array = Any
-
-_RELU = ACTIVATIONS["relu"]  # the registry's own object: patched activations take the generic path
-_MAX_WORKSPACES = 3  # batch sizes whose buffers are kept (the batch size, the last batch, ...)
 
 
 @dataclass
@@ -64,9 +52,6 @@ class Gradients:
     pre_activations[i] : (n, p_l)  delta_a_l
     activations[i] : (n, p_l)  delta_f_l (for a linear layer the same array as delta_a_l)
     inputs : (n, d) delta_x = delta_f_0, or None unless asked for
-
-    On NumPy, ``weights`` and ``biases`` are views into one flat buffer in the order of
-    :meth:`parameters` (what lets an optimizer update everything at once).
     """
 
     weights: list[Array] = field(default_factory=list)
@@ -84,86 +69,13 @@ class Gradients:
         return f"Gradients({shapes}, inputs={'None' if self.inputs is None else 'yes'})"
 
 
-def _flat_views(flat: np.ndarray, shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
-    """Consecutive views of the 1-d ``flat`` with the given shapes (C order)."""
-    views, start = [], 0
-    for shape in shapes:
-        stop = start + math.prod(shape)
-        views.append(flat[start:stop].reshape(shape))
-        start = stop
-    return views
+@dataclass
+class ForwardCache:
+    """What the last forward pass computed: ``a = [a_1, ..., a_L]`` and
+    ``f = [f_0 = X, f_1, ..., f_L]``, each ``(n, p_l)``; backward reads them."""
 
-
-class _ParamList(list):
-    """``MLP.weights`` / ``MLP.biases`` on NumPy: views into the flat parameter buffer.
-
-    Assigning an item (``net.weights[2] = W``) checks the new value and copies it into the
-    view, so the arrays of :meth:`MLP.parameters` stay the live ones (an optimizer that
-    holds them keeps working) and the flat layout stays intact.
-    """
-
-    def __init__(self, items: list[np.ndarray], assign: Callable[[int, Any], None]) -> None:
-        super().__init__(items)
-        self._assign = assign
-
-    def __setitem__(self, index: Any, value: Any) -> None:
-        if isinstance(index, slice):
-            positions = range(len(self))[index]
-            values = list(value)
-            if len(values) != len(positions):
-                raise ValueError(
-                    f"cannot assign {len(values)} arrays to {len(positions)} layers: the "
-                    "number of layers is fixed"
-                )
-            for i, v in zip(positions, values):
-                self._assign(i, v)
-            return
-        i = operator.index(index)
-        if not -len(self) <= i < len(self):
-            raise IndexError("list assignment index out of range")
-        self._assign(i % len(self), value)
-
-    def __reduce__(self) -> Any:
-        return (list, (list(self),))
-
-
-class _Workspace:
-    """Buffers of one batch size ``n``, reused by every training step of that size."""
-
-    def __init__(self, net: MLP, n: int) -> None:
-        dt = net.dtype
-        widths = net.sizes[1:]
-        self.n = n
-        self.acts = list(net.activation_fns)
-        self.a = [np.empty((n, p), dt) for p in widths]
-        self.f: list[Any] = [None] + [
-            np.empty((n, p), dt) if act is _RELU else None
-            for p, act in zip(widths, net.activation_fns)
-        ]
-        self.zeros: list[Any] = []
-        self.mask: list[Any] = []
-        for p, act in zip(widths, net.activation_fns):
-            z = np.zeros((n, p), dt) if act is _RELU else None
-            if z is not None:
-                z.flags.writeable = False  # relu's second operand; an array: ~5x faster than 0
-            self.zeros.append(z)
-            self.mask.append(np.empty((n, p), bool) if act is _RELU else None)
-        self.ones = np.ones(n, dt)  # delta_b = ones^T delta_a: a GEMV, ~2x faster than sum
-        self.loss = CrossEntropyBuffers(n, net.sizes[-1], dt)
-        self.pred = np.empty(n, np.intp)
-        self.hits = np.empty(n, bool)
-        self.hit_count: int | None = None  # set by a step that counted them in its kernel
-        self.ce_coef = np.array([n, 1 / n if n else 0.0], dt)  # [n, 1/n] of kernels.cross_entropy
-        self.X: np.ndarray | None = None  # gathered rows of the training data
-
-    def gather(self, X: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """``X[rows]`` written into a kept buffer (rows already checked by ``y[rows]``)."""
-        buf = self.X
-        if buf is None or buf.dtype != X.dtype or buf.shape[1:] != X.shape[1:]:
-            buf = self.X = np.empty((self.n, *X.shape[1:]), X.dtype)
-        # mode="wrap" is unbuffered (mode="raise" copies twice) and maps -1 to n - 1 as
-        # X[rows] does; out-of-range rows were rejected by y[rows].
-        return np.take(X, rows, axis=0, out=buf, mode="wrap")
+    a: list[Array] = field(default_factory=list)
+    f: list[Array] = field(default_factory=list)
 
 
 def _check_sizes(sizes: Any) -> list[int]:
@@ -178,6 +90,19 @@ def _check_sizes(sizes: Any) -> list[int]:
     if sizes[-1] < 2:
         raise ValueError(f"sizes[-1] is the number of classes and must be >= 2, got {sizes[-1]}")
     return [int(p) for p in sizes]
+
+
+def _check_activations(activations: Any, n_layers: int) -> list[Activation]:
+    if isinstance(activations, str):
+        # One name for every hidden layer; the output layer stays linear (the lecture).
+        return [get_activation(activations)] * (n_layers - 1) + [ACTIVATIONS["linear"]]
+    names = list(activations)
+    if len(names) != n_layers:
+        raise ValueError(
+            f"activations must name one activation per layer ({n_layers}) or be a single "
+            f"name for every hidden layer, got {len(names)}: {names!r}"
+        )
+    return [get_activation(a, key=f"activations[{i}]") for i, a in enumerate(names)]
 
 
 def _check_activations(activations: Any, n_layers: int) -> list[Activation]:
@@ -211,8 +136,13 @@ class MLP:
         then moved, so a seed gives the same initial weights on every backend. Arrays of
         the backend go in (NumPy arrays are accepted and moved) and come out.
     jit : ``"auto"`` (default), ``"true"`` or ``"false"`` (or a bool): whether the NumPy
-        training step uses the compiled kernels of :mod:`mlpx.fast.kernels` (Numba, the
-        ``jit`` extra); ``auto`` uses them when Numba is installed.
+        training step of :mod:`mlpx.fast` may use compiled kernels (Numba, the ``jit``
+        extra); ``auto`` uses them when Numba is installed. Stored as given (canonical
+        string); the model itself never compiles anything.
+
+    ``weights`` and ``biases`` are plain lists of arrays; :meth:`parameters` returns the
+    arrays themselves, so an optimizer updates them in place. Networks pickle and
+    deep-copy (the backend is stored by name), and a copy computes the same logits.
     """
 
     def __init__(
@@ -242,28 +172,20 @@ class MLP:
             self.backend = backend
         else:
             self.backend = get_backend(backend, device)
-        self.xp = self.backend.xp
-        #: Whether the NumPy training step runs the compiled kernels of :mod:`mlpx.fast.kernels`.
-        self.jit = kernels.resolve(jit, key="jit") and self.backend.name == "numpy"
-        self._kernels = kernels.get() if self.jit else None
+        self.jit = jit_setting(jit, key="jit")
         if rng is None:
             rng = np.random.default_rng(seed)
         drawn = init_weights(init, self.sizes, rng, init_std)
-        self._param_shapes = tuple(
-            shape
-            for i in range(self.num_layers)
-            for shape in (self._weight_shape(i), (self.sizes[i + 1],))
-        )
-        self._weights: list[Array]
-        self._biases: list[Array]
-        if self.backend.name == "numpy":
-            self._pack(drawn, [np.zeros(p) for p in self.sizes[1:]])
-        else:
-            self._weights = [self.backend.asarray(W, dtype=self.dtype) for W in drawn]
-            self._biases = [self.backend.asarray(np.zeros(p), self.dtype) for p in self.sizes[1:]]
-        self._a: list[Array] = []
-        self._f: list[Array] = []
-        self._work: dict[int, _Workspace] = {}
+        asarray = self.backend.asarray
+        self._weights: list[Array] = [asarray(W, dtype=self.dtype) for W in drawn]
+        self._biases: list[Array] = [asarray(np.zeros(p), self.dtype) for p in self.sizes[1:]]
+        #: The last forward pass's ``a_l`` and ``f_l`` (read by :meth:`backward`).
+        self.cache = ForwardCache()
+
+    @property
+    def xp(self) -> Any:
+        """The array namespace of the backend (``numpy``, ``torch``, ...)."""
+        return self.backend.xp
 
     # ------------------------------------------------------------------ parameters
     @property
@@ -278,17 +200,13 @@ class MLP:
 
     @property
     def weights(self) -> list[Array]:
-        """``[W_1, ..., W_L]``, ``W_l`` of shape ``(p_l, p_(l-1))``; items are assignable."""
+        """``[W_1, ..., W_L]``, ``W_l`` of shape ``(p_l, p_(l-1))``; items are assignable
+        (``net.weights[i] = W``; the shape is checked at the next use)."""
         return self._weights
 
     @weights.setter
     def weights(self, values: list[Array]) -> None:
-        checked = self._checked_params(values, "weights", lambda i: self._weight_shape(i))
-        if isinstance(self._weights, _ParamList):  # copied into the flat buffer
-            for view, v in zip(list(self._weights), checked):
-                view[...] = v
-        else:
-            self._weights = checked
+        self._weights = self._checked("weights", values, self.weight_shape)
 
     @property
     def biases(self) -> list[Array]:
@@ -297,63 +215,42 @@ class MLP:
 
     @biases.setter
     def biases(self, values: list[Array]) -> None:
-        checked = self._checked_params(values, "biases", lambda i: (self.sizes[i + 1],))
-        if isinstance(self._biases, _ParamList):
-            for view, v in zip(list(self._biases), checked):
-                view[...] = v
-        else:
-            self._biases = checked
+        self._biases = self._checked("biases", values, self.bias_shape)
 
-    def _pack(self, weights: list[Any], biases: list[Any]) -> None:
-        """NumPy: one flat buffer ``W_1, b_1, W_2, ...`` holding every parameter."""
-        flat = np.empty(self.num_parameters, dtype=self.dtype)
-        views = _flat_views(flat, list(self._param_shapes))
-        for view, value in zip(views, [p for pair in zip(weights, biases) for p in pair]):
-            view[...] = value
-        self._weights = _ParamList(views[0::2], lambda i, v: self._assign("weights", i, v))
-        self._biases = _ParamList(views[1::2], lambda i, v: self._assign("biases", i, v))
-
-    def _assign(self, key: str, i: int, value: Any) -> None:
-        """``net.weights[i] = value`` on NumPy: check, then copy into the flat buffer."""
-        view = list.__getitem__(self._weights if key == "weights" else self._biases, i)
-        v = self.backend.asarray(value, dtype=self.dtype)
-        if tuple(v.shape) != view.shape:
-            raise ValueError(f"{key}[{i}] must have shape {view.shape}, got {tuple(v.shape)}")
-        view[...] = v
-
-    def _weight_shape(self, i: int) -> tuple[int, int]:
+    def weight_shape(self, i: int) -> tuple[int, int]:
+        """``(p_l, p_(l-1))`` of ``W_l``, ``l = i + 1``."""
         return (self.sizes[i + 1], self.sizes[i])
 
-    def _checked_params(self, values: list[Array], key: str, shape_of: Any) -> list[Array]:
+    def bias_shape(self, i: int) -> tuple[int]:
+        """``(p_l,)`` of ``b_l``, ``l = i + 1``."""
+        return (self.sizes[i + 1],)
+
+    def _checked(self, key: str, values: list[Array], shape_of: Any) -> list[Array]:
         values = list(values)
         if len(values) != self.num_layers:
             raise ValueError(f"{key} must hold {self.num_layers} arrays, got {len(values)}")
-        out = []
-        for i, v in enumerate(values):
-            v = self.backend.asarray(v, dtype=self.dtype)
+        out = [self.backend.asarray(v, dtype=self.dtype) for v in values]
+        for i, v in enumerate(out):
             if tuple(v.shape) != shape_of(i):
                 raise ValueError(f"{key}[{i}] must have shape {shape_of(i)}, got {tuple(v.shape)}")
-            out.append(v)
         return out
 
-    def _check_param_shapes(self) -> None:
-        """Items of ``weights``/``biases`` may be reassigned: check them before use."""
-        for i, (W, b) in enumerate(zip(self._weights, self._biases)):
-            if tuple(W.shape) != self._weight_shape(i):
-                raise ValueError(
-                    f"weights[{i}] must have shape {self._weight_shape(i)}, got {tuple(W.shape)}"
-                )
-            if tuple(b.shape) != (self.sizes[i + 1],):
-                raise ValueError(
-                    f"biases[{i}] must have shape ({self.sizes[i + 1]},), got {tuple(b.shape)}"
-                )
+    def check_parameters(self) -> None:
+        """Items of ``weights``/``biases`` may be reassigned: check shapes before use."""
+        for key, arrays, shape_of in (
+            ("weights", self._weights, self.weight_shape),
+            ("biases", self._biases, self.bias_shape),
+        ):
+            if len(arrays) != self.num_layers:
+                raise ValueError(f"{key} must hold {self.num_layers} arrays, got {len(arrays)}")
+            for i, v in enumerate(arrays):
+                if tuple(v.shape) != shape_of(i):
+                    raise ValueError(
+                        f"{key}[{i}] must have shape {shape_of(i)}, got {tuple(v.shape)}"
+                    )
 
     def parameters(self) -> list[Array]:
-        """``[W_1, b_1, W_2, b_2, ...]``: the arrays themselves, so updates are in place.
-
-        On NumPy they are consecutive views of one flat buffer; assigning
-        ``net.weights[i] = W`` copies into the view, so a list taken earlier stays live.
-        """
+        """``[W_1, b_1, W_2, b_2, ...]``: the arrays themselves, so updates are in place."""
         return [p for pair in zip(self._weights, self._biases) for p in pair]
 
     @property
@@ -370,8 +267,20 @@ class MLP:
             f"dtype={self.dtype!r}, parameters={self.num_parameters}{where})"
         )
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the parameters, not the cache of the last forward pass."""
+        state = dict(self.__dict__)
+        state["cache"] = ForwardCache()
+        return state
+
     # ------------------------------------------------------------------ inputs
-    def _check_X(self, X: Array) -> Array:
+    def check_data(self, X: Array, y: Array) -> tuple[Array, Array]:
+        """Check X (n, d) and y (n,) and move them to the network's backend and dtype."""
+        X = self.check_inputs(X)
+        return X, self.check_labels(y, X.shape[0])
+
+    def check_inputs(self, X: Array) -> Array:
+        """X as an (n, d) array of the network's backend and dtype, finite values only."""
         xp = self.xp
         X = self.backend.asarray(X, dtype=self.dtype)
         if X.ndim != 2 or X.shape[1] != self.sizes[0]:
@@ -386,7 +295,8 @@ class MLP:
             raise ValueError("X must hold finite values only, got NaN or inf")
         return X
 
-    def _check_y(self, y: Array, n: int) -> Array:
+    def check_labels(self, y: Array, n: int) -> Array:
+        """y as (n,) integer labels in ``0..C-1`` on the network's backend."""
         xp = self.xp
         y = self.backend.asarray(y)
         C = self.sizes[-1]
@@ -407,62 +317,24 @@ class MLP:
     def forward(self, X: Array, *, validate: bool = True) -> Array:
         """Logits ``f_L`` (n, C) for inputs X (n, d); caches every ``a_l`` and ``f_l``.
 
-        ``validate=False`` skips the checks of X (for a trainer that checked the data once).
-        The logits and the cache are new arrays, the caller's to keep.
+        ``a_l = f_(l-1) W_l^T + b_l``, ``f_l = phi_l(a_l)``. ``validate=False`` skips the
+        checks of X (for a trainer that checked the data once).
         """
         if validate:
-            X = self._check_X(X)
-            self._check_param_shapes()
+            X = self.check_inputs(X)
+            self.check_parameters()
         xp = self.xp
-        if is_numpy(xp):
-            return self._forward_numpy(X, None)
         f = X
-        self._a, self._f = [], [X]
+        A, F = [], [X]
         for W, b, act in zip(self._weights, self._biases, self.activation_fns):
             a = f @ W.T + b
             f = act.forward(a, xp)
-            self._a.append(a)
-            self._f.append(f)
+            A.append(a)
+            F.append(f)
+        self.cache = ForwardCache(A, F)
         return f
 
     __call__ = forward
-
-    def _forward_numpy(self, X: np.ndarray, work: _Workspace | None) -> np.ndarray:
-        """NumPy forward pass, into the buffers of ``work`` (training) or new arrays."""
-        f = X
-        if work is None:
-            A, F = [], [X]
-            for W, b, act in zip(self._weights, self._biases, self.activation_fns):
-                a = np.matmul(f, W.T)
-                a += b
-                f = np.maximum(a, 0) if act is _RELU else act.forward(a, np)
-                A.append(a)
-                F.append(f)
-        else:
-            A, F = work.a, work.f
-            F[0] = X
-            k = self._kernels
-            for i, (W, b, act) in enumerate(zip(self._weights, self._biases, self.activation_fns)):
-                a = np.matmul(f, W.T, out=A[i])
-                if k is not None and act is _RELU:  # a += b; f = max(a, 0), one pass
-                    f = F[i + 1]
-                    k.bias_relu(a, b, f)
-                    continue
-                a += b
-                if act is _RELU:  # f_l in its own buffer: a_l stays readable (net._a)
-                    f = np.maximum(a, work.zeros[i], out=F[i + 1])
-                else:
-                    f = F[i + 1] = act.forward(a, np)
-        self._a, self._f = A, F
-        return f
-
-    def _workspace(self, n: int) -> _Workspace:
-        work = self._work.get(n)
-        if work is None or work.acts != self.activation_fns:  # (activations may be swapped)
-            if len(self._work) >= _MAX_WORKSPACES:
-                del self._work[next(iter(self._work))]
-            work = self._work[n] = _Workspace(self, n)
-        return work
 
     def predict_proba(self, X: Array) -> Array:
         """``mu = S(f_L)`` (n, C): class probabilities."""
@@ -473,247 +345,73 @@ class MLP:
         return self.xp.argmax(self.forward(X), axis=1)
 
     # ------------------------------------------------------------------ backward
-    def backward(
-        self, delta_f: Array, *, input_grad: bool = False, out: Gradients | None = None
-    ) -> Gradients:
+    def backward(self, delta_f: Array, *, input_grad: bool = False, out: Any = None) -> Gradients:
         """Backpropagate ``delta_f_L`` (n, C) through the cached forward pass (B7).
 
-        Returns every ``delta_a_l``, ``delta_f_l``, ``delta_W_l``, ``delta_b_l`` and, when
-        ``input_grad`` is true, ``delta_x = delta_f_0`` (one more GEMM). Without ``out``
-        every array is new. With ``out`` (a previous result of the same network) the NumPy
-        path writes into its arrays (every delta whose shape fits) instead of allocating
-        new ones, so arrays taken from ``out`` earlier are overwritten.
+        For l = L .. 1: ``delta_a_l = delta_f_l * phi_l'(a_l)``, ``delta_W_l = delta_a_l^T
+        f_(l-1)``, ``delta_b_l = sum_i delta_a_l``, ``delta_f_(l-1) = delta_a_l W_l``.
+        Returns every delta; ``delta_x = delta_f_0`` only when ``input_grad`` is true (it
+        costs one more GEMM). Every array is new. ``out`` is accepted for compatibility
+        and ignored (the buffer-reusing step is :class:`mlpx.fast.step.FastStep`).
         """
-        if not self._a:
+        A, F = self.cache.a, self.cache.f
+        if not A:
             raise RuntimeError("backward needs a forward pass first: call forward(X)")
         xp = self.xp
-        if is_numpy(xp):
-            g = self._numpy_gradients(out)
-            das, dfs, dx = self._delta_buffers(g, delta_f.shape[0], input_grad, out is not None)
-            dfs = [*dfs[:-1], np.array(delta_f, dtype=dfs[-1].dtype, copy=True)]
-            return self._backward_numpy(g, das, dfs, dx, None)
         L = self.num_layers
-        g = out if out is not None else Gradients()
-        dWs: list[Array] = [None] * L
-        dbs: list[Array] = [None] * L
-        das = [None] * L
-        dfs = [None] * L
+        g = Gradients([None] * L, [None] * L, [None] * L, [None] * L)
         df = delta_f
         for i in range(L - 1, -1, -1):
             act = self.activation_fns[i]
-            dfs[i] = df
-            da = act.delta(df, self._a[i], self._f[i + 1], xp)
-            das[i] = da
-            dWs[i] = da.T @ self._f[i]
-            dbs[i] = xp.sum(da, axis=0)
+            g.activations[i] = df
+            da = g.pre_activations[i] = act.delta(df, A[i], F[i + 1], xp)
+            g.weights[i] = da.T @ F[i]
+            g.biases[i] = xp.sum(da, axis=0)
             if i > 0 or input_grad:
                 df = da @ self._weights[i]
-        g.weights, g.biases, g.pre_activations, g.activations = dWs, dbs, das, dfs
         g.inputs = df if input_grad else None
         return g
 
-    def _numpy_gradients(self, out: Gradients | None) -> Gradients:
-        """``out`` when its ``weights``/``biases`` can be written into, else a Gradients
-        (``out`` itself, re-filled) on a new flat buffer in the order of :meth:`parameters`."""
-        shapes = self._param_shapes
-        if out is not None:
-            stamp = getattr(out, "_stamp", None)  # set when checked at an earlier step
-            if stamp is not None and stamp[0] is shapes and stamp[1] is out.weights:
-                if stamp[2] is out.biases:
-                    return out
-            arrays = [p for pair in zip(out.weights, out.biases) for p in pair]
-            if len(arrays) == len(shapes) and all(
-                isinstance(p, np.ndarray)
-                and p.shape == shape
-                and p.dtype == self.dtype
-                and p.flags.writeable
-                for p, shape in zip(arrays, shapes)
-            ):
-                out._stamp = (shapes, out.weights, out.biases)  # type: ignore[attr-defined]
-                return out
-        g = out if out is not None else Gradients()
-        views = _flat_views(np.empty(self.num_parameters, self.dtype), list(shapes))
-        g.weights, g.biases = views[0::2], views[1::2]
-        g._stamp = (shapes, g.weights, g.biases)  # type: ignore[attr-defined]
-        return g
-
-    def _delta_buffers(
-        self, g: Gradients, n: int, input_grad: bool, reuse: bool
-    ) -> tuple[list[Any], list[Any], Any]:
-        """Arrays for ``delta_a_l`` (relu layers), ``delta_f_l`` (n, p_l) and ``delta_x``.
-
-        With ``reuse``, ``g``'s own arrays when their shapes fit (and those of another
-        batch size met before, kept aside on ``g``), else new ones.
-        """
-        if reuse:
-            dfs, das, dx = g.activations, g.pre_activations, g.inputs
-            stamp = getattr(g, "_deltas", None)  # the lists this method filled last time
-            if stamp is None or stamp[0] is not dfs or stamp[1] is not das or stamp[2] != n:
-                spare = g.__dict__.setdefault("_spare", {})
-                if stamp is not None and stamp[0] is dfs and stamp[1] is das:
-                    if len(spare) >= _MAX_WORKSPACES:
-                        del spare[next(iter(spare))]
-                    spare[stamp[2]] = (dfs, das, dx)  # the other batch size, for later
-                    dfs, das, dx = spare.pop(n, None) or self._new_deltas(n)
-                elif not self._deltas_fit(dfs, das, n):
-                    dfs, das, dx = spare.pop(n, None) or self._new_deltas(n)
-        else:
-            dfs, das, dx = self._new_deltas(n)
-        if input_grad:
-            d = self.sizes[0]
-            if not (isinstance(dx, np.ndarray) and dx.shape == (n, d) and dx.dtype == self.dtype):
-                dx = np.empty((n, d), self.dtype)
-        return das, dfs, dx
-
-    def _deltas_fit(self, dfs: list[Any], das: list[Any], n: int) -> bool:
-        """Whether the delta arrays of a Gradients can hold a batch of ``n`` rows."""
-        if len(dfs) != self.num_layers or len(das) != self.num_layers:
-            return False
-        for df, da, p, act in zip(dfs, das, self.sizes[1:], self.activation_fns):
-            for d in (df, da) if act is _RELU else (df,):
-                if not (isinstance(d, np.ndarray) and d.shape == (n, p) and d.dtype == self.dtype):
-                    return False
-                if not d.flags.writeable:
-                    return False
-            if act is _RELU and da is df:
-                return False
-        return True
-
-    def _new_deltas(self, n: int) -> tuple[list[Any], list[Any], None]:
-        dt = self.dtype
-        dfs = [np.empty((n, p), dt) for p in self.sizes[1:]]
-        das = [
-            np.empty((n, p), dt) if act is _RELU else None
-            for p, act in zip(self.sizes[1:], self.activation_fns)
-        ]
-        return dfs, das, None
-
-    def _backward_numpy(
-        self,
-        g: Gradients,
-        das: list[Any],
-        dfs: list[Any],
-        dx: np.ndarray | None,
-        work: _Workspace | None,
-    ) -> Gradients:
-        """NumPy backward pass into ``g.weights``/``g.biases`` and the delta buffers.
-
-        ``dfs[-1]`` holds ``delta_f_L``; ``das[i]`` receives ``delta_a_l`` of a relu layer
-        (other activations return a new array, linear ones ``delta_f_l`` itself); ``dx``
-        (or None) receives ``delta_x``. ``delta_x`` is never computed unless asked for.
-        """
-        A, F = self._a, self._f
-        L = self.num_layers
-        ones = work.ones if work is not None else np.ones(dfs[-1].shape[0], self.dtype)
-        das_out: list[Any] = [None] * L
-        dfs_out: list[Any] = [None] * L
-        df = dfs[-1]
-        for i in range(L - 1, -1, -1):
-            act = self.activation_fns[i]
-            dfs_out[i] = df
-            if act is _RELU and work is not None and self._kernels is not None:
-                da = das[i]
-                self._kernels.relu_delta(df, F[i + 1], da)
-            elif act is _RELU:  # delta_f * [f > 0]: ~15x faster than df[f <= 0] = 0
-                mask = F[i + 1] > 0 if work is None else np.greater(F[i + 1], 0, out=work.mask[i])
-                da = np.multiply(df, mask, out=das[i])
-            else:
-                da = act.delta(df, A[i], F[i + 1], np)
-            das_out[i] = da
-            np.matmul(da.T, F[i], out=g.weights[i])
-            np.matmul(ones, da, out=g.biases[i])  # delta_b = sum over the samples, a GEMV
-            if i > 0:
-                df = np.matmul(da, self._weights[i], out=dfs[i - 1])
-            elif dx is not None:
-                dx = np.matmul(da, self._weights[i], out=dx)
-        g.pre_activations, g.activations, g.inputs = das_out, dfs_out, dx
-        g._deltas = (dfs_out, das_out, dfs_out[0].shape[0])  # type: ignore[attr-defined]
-        return g
-
     def loss_and_grads(
-        self,
-        X: Array,
-        y: Array,
-        *,
-        input_grad: bool = False,
-        out: Gradients | None = None,
+        self, X: Array, y: Array, *, input_grad: bool = False, out: Any = None
     ) -> tuple[float, Gradients]:
         """Mean softmax cross-entropy on (X, y) and every delta of the lecture.
 
         X : (n, d); y : (n,) integer labels in ``0..C-1``.
-        Returns ``(loss, g)`` with ``g`` a :class:`Gradients`; ``g.inputs`` is
-        ``delta_x`` (n, d) when ``input_grad`` is true, else None. Without ``out`` every
-        array of ``g`` is new and stays valid; with ``out``, see :meth:`backward`.
+        Returns ``(loss, g)`` with ``g`` a :class:`Gradients` of new arrays; ``g.inputs``
+        is ``delta_x`` (n, d) when ``input_grad`` is true, else None. ``out`` is accepted
+        for compatibility and ignored.
         """
-        X = self._check_X(X)
-        y = self._check_y(y, X.shape[0])
-        loss, g = self.batch_loss_and_grads(X, y, input_grad=input_grad, out=out)
+        X, y = self.check_data(X, y)
+        self.check_parameters()
+        loss, g = self.batch_loss_and_grads(X, y, input_grad=input_grad)
         return float(loss), g
 
     def batch_loss_and_grads(
-        self, X: Array, y: Array, *, input_grad: bool = False, out: Gradients | None = None
+        self, X: Array, y: Array, *, input_grad: bool = False, out: Any = None
     ) -> tuple[Array, Gradients]:
         """:meth:`loss_and_grads` for training loops: no checks of X and y (check the data
         once with :meth:`check_data`), and the loss stays a 0-d array on the device, so a
-        GPU step does not wait for the host (on NumPy it is a float).
-
-        On NumPy the forward pass runs in buffers the network keeps between calls (the
-        cache ``net._a``, ``net._f`` is valid until the next call) and, with ``out``, the
-        deltas are written into ``out``'s arrays: a step then allocates nothing large.
-        """
-        if not is_numpy(self.xp):
-            logits = self.forward(X, validate=False)
-            loss, delta_f = cross_entropy_and_delta(logits, y)
-            return loss, self.backward(delta_f, input_grad=input_grad, out=out)
-        return self._step_numpy(X, y, out, input_grad, self._workspace(X.shape[0]))
-
-    def _step_numpy(
-        self, X: np.ndarray, y: np.ndarray, out: Gradients | None, input_grad: bool, work: Any
-    ) -> tuple[float, Gradients]:
-        logits = self._forward_numpy(X, work)
-        g = self._numpy_gradients(out)
-        das, dfs, dx = self._delta_buffers(g, X.shape[0], input_grad, out is not None)
-        if self._kernels is not None and work.n > 0:  # also counts the hits (train_batch)
-            loss, work.hit_count = self._kernels.cross_entropy(logits, y, dfs[-1], work.ce_coef)
-            if work.hit_count < 0:
-                raise ValueError(f"labels must be integers in 0..{self.sizes[-1] - 1}")
-        else:
-            loss, work.hit_count = cross_entropy_into(logits, y, dfs[-1], work.loss), None
-        return loss, self._backward_numpy(g, das, dfs, dx, work)
+        GPU step does not wait for the host."""
+        logits = self.forward(X, validate=False)
+        loss, delta_f = cross_entropy_and_delta(logits, y)  # B3: (mu - Y) / n
+        return loss, self.backward(delta_f, input_grad=input_grad)
 
     def train_batch(
-        self, X: Array, y: Array, rows: Array, *, out: Gradients | None = None
+        self, X: Array, y: Array, rows: Array, *, out: Any = None
     ) -> tuple[Any, Any, Gradients]:
         """One training step's forward and backward pass on the rows ``rows`` of (X, y).
 
         X : (N, d) and y : (N,), checked once with :meth:`check_data`; rows : (n,) integer
-        indices into them (the mini-batch). Returns ``(loss, correct, g)``: the mean
-        cross-entropy of the batch, the number of its rows whose largest logit is the label
-        (before the update) and every delta, written into ``out`` when given (see
-        :meth:`backward`). On NumPy ``loss`` is a float and ``correct`` an int, the batch is
-        gathered into a kept buffer and nothing large is allocated; on other backends both
-        are 0-d arrays on the device (no wait for the host).
+        indices (the mini-batch). Returns ``(loss, correct, g)``: the batch's mean
+        cross-entropy, the number of its rows whose largest logit is the label (before the
+        update), as 0-d arrays on the device, and every delta.
         """
         xp = self.xp
-        if not is_numpy(xp):
-            Xb, yb = xp.take(X, rows, axis=0), xp.take(y, rows, axis=0)
-            loss, g = self.batch_loss_and_grads(Xb, yb, out=out)
-            hits = xp.argmax(self._f[-1], axis=1) == yb
-            return loss, xp.sum(xp.astype(hits, xp.int64)), g
-        if rows.dtype.kind not in "iu":
-            raise ValueError(f"rows must be an integer index array, got dtype {rows.dtype}")
-        yb = y[rows]  # also rejects out-of-range rows, before the unchecked gather below
-        work = self._workspace(yb.shape[0])
-        loss, g = self._step_numpy(work.gather(X, rows), yb, out, False, work)
-        if work.hit_count is not None:  # counted by the compiled cross-entropy
-            return loss, work.hit_count, g
-        self._f[-1].argmax(axis=1, out=work.pred)  # methods: no dispatch layer, ~3x faster
-        return loss, int(np.count_nonzero(np.equal(work.pred, yb, out=work.hits))), g
-
-    def check_data(self, X: Array, y: Array) -> tuple[Array, Array]:
-        """Check X (n, d) and y (n,) and move them to the network's backend and dtype."""
-        X = self._check_X(X)
-        return X, self._check_y(y, X.shape[0])
+        Xb, yb = xp.take(X, rows, axis=0), xp.take(y, rows, axis=0)
+        loss, g = self.batch_loss_and_grads(Xb, yb)
+        hits = xp.argmax(self.cache.f[-1], axis=1) == yb
+        return loss, xp.sum(xp.astype(hits, xp.int64)), g
 
     def loss(self, X: Array, y: Array) -> float:
         """Mean softmax cross-entropy on (X, y), without gradients."""
@@ -740,6 +438,7 @@ class MLP:
             correct += int(xp.sum(xp.astype(xp.argmax(logits, axis=1) == yb, xp.int64)))
         return total / n, correct / n
 
+    # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
         """Architecture and parameters as plain NumPy arrays and strings (``.npz``-safe)."""
         state: dict[str, Any] = {
@@ -753,7 +452,10 @@ class MLP:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Load parameters saved by :meth:`state_dict`; the architecture must match."""
+        """Load parameters saved by :meth:`state_dict`; the architecture must match.
+
+        The values are copied into the current arrays (``W[...] = saved``), so lists of
+        :meth:`parameters` taken earlier, and an optimizer holding them, stay valid."""
         sizes = [int(p) for p in np.asarray(state["sizes"])]
         acts = [str(a) for a in np.asarray(state["activations"])]
         if sizes != self.sizes or acts != self.activations:
@@ -762,5 +464,9 @@ class MLP:
                 f"sizes={self.sizes}, activations={self.activations}"
             )
         L = self.num_layers
-        self.weights = [state[f"W_{i + 1}"] for i in range(L)]
-        self.biases = [state[f"b_{i + 1}"] for i in range(L)]
+        weights = self._checked(
+            "weights", [state[f"W_{i + 1}"] for i in range(L)], self.weight_shape
+        )
+        biases = self._checked("biases", [state[f"b_{i + 1}"] for i in range(L)], self.bias_shape)
+        for old, new in zip(self.parameters(), [p for pair in zip(weights, biases) for p in pair]):
+            old[...] = new
