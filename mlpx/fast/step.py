@@ -32,10 +32,7 @@ from typing import Any
 import numpy as np
 
 from mlpx.fast import kernels
-try:  # TEMPORARY while mlpx/fast/optim.py is being written
-    from mlpx.fast.optim import FlatOptimizer
-except ImportError:
-    FlatOptimizer = None  # type: ignore[assignment,misc]
+from mlpx.fast.optim import FlatOptimizer
 from mlpx.nn.activations import relu
 from mlpx.nn.model import MLP, ForwardCache, Gradients
 from mlpx.nn.optim import Optimizer
@@ -170,14 +167,11 @@ class FastStep:
         self.adopt()
         gviews = flat_views(self.grads, self.shapes)
         self.g = Gradients(gviews[0::2], gviews[1::2])
-        if FlatOptimizer is None:  # TEMPORARY
-            self.optimizer = optimizer
-        else:
-            self.optimizer = (
-                FlatOptimizer(optimizer, self.params, self.grads, self.shapes)
-                if optimizer is not None
-                else None
-            )
+        self.optimizer = (
+            FlatOptimizer(optimizer, self.params, self.grads, self.shapes)
+            if optimizer is not None
+            else None
+        )
         self._work: dict[int, Workspace] = {}
 
     def adopt(self) -> None:
@@ -231,9 +225,6 @@ class FastStep:
         """One optimizer step from the gradients of the last :meth:`train_batch`."""
         if self.optimizer is None:
             raise RuntimeError("FastStep was built without an optimizer")
-        if FlatOptimizer is None:  # TEMPORARY
-            self.optimizer.step(self.net.parameters(), self.g.parameters())
-            return
         self.optimizer.step()
 
     # ------------------------------------------------------------------ the step
