@@ -1,28 +1,24 @@
 """First-order optimizers and gradient clipping, each update rule written once.
 
 The rules are ``torch.optim``'s (single-tensor code paths, same hyper-parameter names and
-defaults). Each is one method, :meth:`Optimizer.update`, with its equation in the
-docstring, applied to one parameter with in-place operators (``p -= lr * g``) of the
-parameters' array namespace ``xp`` (:mod:`mlpx.backend`): NumPy, torch, cupy,
-``array_api_strict``. Schedules are in :mod:`mlpx.nn.schedules`, checkpoint flattening in
-:mod:`mlpx.nn.state` (both re-exported here). Usage::
+defaults): one :meth:`Optimizer.update` each, its equation in the docstring, applied to a
+parameter with in-place operators (``p -= lr * g``) of the parameters' array namespace
+(:mod:`mlpx.backend`: NumPy, torch, cupy, ``array_api_strict``). Hyper-parameters are
+declared once per rule (``HYPERPARAMETERS``, :class:`mlpx.checks.Param`) and read by the
+constructor and by :func:`check_hyperparameters` (a config's ``optimizer`` section,
+checked without building anything). Schedules: :mod:`mlpx.nn.schedules`; checkpoint
+format: :mod:`mlpx.nn.state` (both re-exported here). Usage::
 
     opt = make_optimizer("adam", lr=1e-3, schedule={"name": "cosine", "T_max": 1000})
     opt.step(params, grads)        # params updated in place, grads left untouched
     np.savez(path, **flatten_state(opt.state_dict()))
     opt.load_state_dict(unflatten_state(np.load(path, allow_pickle=False)))
 
-``opt.t`` counts the steps taken; the next step uses ``opt.lr == schedule(t, base_lr)``,
-so a resumed run follows the same learning rates as an uninterrupted one.
-
-Training on NumPy runs the same rules on an MLP's whole flat parameter buffer at once,
-without temporaries and optionally with compiled kernels:
-:class:`mlpx.fast.optim.FlatOptimizer`, tested bit-identical to :meth:`Optimizer.step`.
-It uses this object's public state only (``t``, ``lr``, ``hparams``, ``state``,
-:meth:`Optimizer.prepare`, :meth:`Optimizer.init_state`); this module knows nothing of it.
-Hyper-parameters are declared once per rule, ``HYPERPARAMETERS``
-(:class:`mlpx.checks.Param`), read by the constructor and by
-:func:`check_hyperparameters` (the config's ``optimizer`` section, checked unbuilt).
+``opt.t`` counts the steps taken; the next one uses ``opt.lr == schedule(t, base_lr)``, so
+a resumed run follows the learning rates of an uninterrupted one. Training on NumPy runs
+these rules on an MLP's whole flat parameter buffer at once (no temporaries, optional
+compiled kernels) through :class:`mlpx.fast.optim.FlatOptimizer`, tested bit-identical to
+:meth:`Optimizer.step`; it uses only public state, and this module knows nothing of it.
 """
 
 from __future__ import annotations
@@ -35,7 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mlpx.backend import is_numpy, namespace_of, to_numpy
-from mlpx.checks import Flag, Integer, Number, Pair, Param, check_params, jit_setting
+from mlpx.checks import Flag, Number, Pair, Param, check_params, jit_setting
 from mlpx.nn.schedules import (
     SCHEDULES,
     ConstantSchedule,
@@ -47,7 +43,7 @@ from mlpx.nn.schedules import (
     check_schedule,
     make_schedule,
 )
-from mlpx.nn.state import flatten_state, unflatten_state
+from mlpx.nn.state import check_state_dict, flatten_state, unflatten_state
 
 __all__ = [
     "OPTIMIZERS",
@@ -93,10 +89,6 @@ def _lr(default: float) -> Param:
 def _with_defaults(declared: dict[str, Param], **defaults: Any) -> dict[str, Param]:
     """``declared`` with other defaults (``Momentum`` is ``SGD`` with ``momentum=0.9``)."""
     return {k: replace(p, default=defaults[k]) if k in defaults else p for k, p in declared.items()}
-
-
-def _scalar(value: Any) -> Any:
-    return value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
 
 
 def _check_in_place(key: str, arrays: Sequence[Any]) -> None:
@@ -299,52 +291,14 @@ class Optimizer:
         arrays are converted to the parameters' namespace, device and dtype at the next
         ``step``, which also checks that the parameters have the saved shapes.
         """
-        if not isinstance(state_dict, Mapping):
-            raise ValueError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
-        missing = [k for k in ("name", "t", "shapes", "state") if k not in state_dict]
-        if missing:
-            raise ValueError(f"state_dict is missing {', '.join(missing)}")
-        name = _scalar(state_dict["name"])
-        if name != self.name:
-            raise ValueError(
-                f"state_dict['name'] is {name!r} but this optimizer is {self.name!r}; "
-                f"build make_optimizer({name!r}, ...) to load it"
-            )
-        t = Integer(0).check("state_dict['t']", _scalar(state_dict["t"]))
-        try:
-            shapes = [tuple(int(n) for n in s) for s in state_dict["shapes"]]
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"state_dict['shapes'] must be a list of shapes, got {state_dict['shapes']!r}"
-            ) from None
-        entries = list(state_dict["state"])
-        keys = sorted(self.state_keys())
-        if t > 0 and len(entries) != len(shapes):
-            raise ValueError(
-                f"state_dict['state'] must have one entry per parameter ({len(shapes)}), "
-                f"got {len(entries)}"
-            )
-        if t == 0 and entries:
-            raise ValueError("state_dict['state'] must be empty when state_dict['t'] is 0")
+        t, shapes, loaded = check_state_dict(
+            state_dict, name=self.name, keys=self.state_keys(), owner=repr(self)
+        )
         if self.shapes is not None and shapes != self.shapes and (shapes or t > 0):
             raise ValueError(
                 f"state_dict['shapes'] {shapes} does not match the parameters of this "
                 f"optimizer {self.shapes}"
             )
-        loaded: list[dict[str, np.ndarray]] = []
-        for i, (entry, shape) in enumerate(zip(entries, shapes, strict=True)):
-            if not isinstance(entry, Mapping) or sorted(entry) != keys:
-                got = sorted(entry) if isinstance(entry, Mapping) else type(entry).__name__
-                raise ValueError(
-                    f"state_dict['state'][{i}] must have the keys {keys} of {self!r}, got {got}"
-                )
-            arrays = {k: np.array(entry[k], copy=True) for k in keys}
-            for k, a in arrays.items():
-                if a.shape != shape:
-                    raise ValueError(
-                        f"state_dict['state'][{i}][{k!r}] must have shape {shape}, got {a.shape}"
-                    )
-            loaded.append(arrays)
         self.t = t
         self.shapes = shapes if (shapes or t > 0) else None
         self.state = None

@@ -1,18 +1,79 @@
-"""A nested ``state_dict`` (dicts, lists, arrays, scalars) as flat NumPy arrays for ``.npz``.
+"""State dicts: an optimizer's checked on loading, any nested one flattened for ``.npz``.
 
-Used for the optimizer's and the training loop's checkpoints (:mod:`mlpx.checkpoint`):
-``np.savez(path, **flatten_state(sd))`` and ``unflatten_state(np.load(path,
-allow_pickle=False))``, so that a checkpoint never needs pickle.
+A nested ``state_dict`` (dicts, lists, arrays, scalars) is written as flat NumPy arrays,
+``np.savez(path, **flatten_state(sd))``, and read back with ``unflatten_state(np.load(path,
+allow_pickle=False))``: checkpoints (:mod:`mlpx.checkpoint`) never need pickle.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["flatten_state", "unflatten_state"]
+from mlpx.checks import Integer
+
+__all__ = ["check_state_dict", "flatten_state", "unflatten_state"]
+
+Shape = tuple[int, ...]
+
+
+def _scalar(value: Any) -> Any:
+    return value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
+
+
+def check_state_dict(
+    state_dict: Any, *, name: str, keys: Sequence[str], owner: str
+) -> tuple[int, list[Shape], list[dict[str, np.ndarray]]]:
+    """``(t, shapes, state)`` of an optimizer's ``state_dict``, checked, the arrays copied.
+
+    name : the optimizer's registry name; keys : its per-parameter state keys; owner :
+    how it reads in messages (its repr). ``state`` is empty when ``t`` is 0.
+    """
+    if not isinstance(state_dict, Mapping):
+        raise ValueError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
+    missing = [k for k in ("name", "t", "shapes", "state") if k not in state_dict]
+    if missing:
+        raise ValueError(f"state_dict is missing {', '.join(missing)}")
+    saved = _scalar(state_dict["name"])
+    if saved != name:
+        raise ValueError(
+            f"state_dict['name'] is {saved!r} but this optimizer is {name!r}; "
+            f"build make_optimizer({saved!r}, ...) to load it"
+        )
+    t = Integer(0).check("state_dict['t']", _scalar(state_dict["t"]))
+    try:
+        shapes = [tuple(int(n) for n in s) for s in state_dict["shapes"]]
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"state_dict['shapes'] must be a list of shapes, got {state_dict['shapes']!r}"
+        ) from None
+    entries = list(state_dict["state"])
+    if t > 0 and len(entries) != len(shapes):
+        raise ValueError(
+            f"state_dict['state'] must have one entry per parameter ({len(shapes)}), "
+            f"got {len(entries)}"
+        )
+    if t == 0 and entries:
+        raise ValueError("state_dict['state'] must be empty when state_dict['t'] is 0")
+    keys = sorted(keys)
+    state: list[dict[str, np.ndarray]] = []
+    for i, (entry, shape) in enumerate(zip(entries, shapes, strict=True)):
+        if not isinstance(entry, Mapping) or sorted(entry) != keys:
+            got = sorted(entry) if isinstance(entry, Mapping) else type(entry).__name__
+            raise ValueError(
+                f"state_dict['state'][{i}] must have the keys {keys} of {owner}, got {got}"
+            )
+        arrays = {k: np.array(entry[k], copy=True) for k in keys}
+        for k, a in arrays.items():
+            if a.shape != shape:
+                raise ValueError(
+                    f"state_dict['state'][{i}][{k!r}] must have shape {shape}, got {a.shape}"
+                )
+        state.append(arrays)
+    return t, shapes, state
+
 
 _LIST, _DICT = "#list", "#dict"
 
