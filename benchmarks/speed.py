@@ -37,7 +37,7 @@ GFLOP/s counts ``6 n sum_l p_(l-1) p_l``, the usual "model FLOPs"; no tool compu
 fraction of the ceiling is that rate over the measured rate of the nine products.
 
 mlpx runs with ``backend.jit`` = ``--jit`` (default ``auto``: the compiled kernels of
-mlpx/kernels.py when Numba is installed, ``pip install -e ".[jit]"``); the one-off cost of
+mlpx/fast/kernels.py when Numba is installed, ``pip install -e ".[jit]"``); the one-off cost of
 the kernels in a fresh process (``import numba``, loading them from Numba's disk cache, or
 compiling them into an empty one) is measured separately and shown under the table.
 
@@ -210,7 +210,7 @@ def mlpx_fit(
     jit: str = "auto",
 ) -> Any:
     """``mlpx.train.fit`` of the problem's network for ``epochs`` epochs (``jit``:
-    ``backend.jit``, the compiled kernels of mlpx/kernels.py)."""
+    ``backend.jit``, the compiled kernels of mlpx/fast/kernels.py)."""
     import numpy as np
 
     from mlpx.nn.model import MLP
@@ -820,14 +820,16 @@ def jit_startup(args: argparse.Namespace, repeats: int) -> dict[str, Any]:
         "import sys, time\n"
         "if sys.argv[1]: sys.path.insert(0, sys.argv[1])\n"
         "import numpy as np\n"
+        "from mlpx.fast.step import FastStep\n"
         "from mlpx.nn.model import MLP\n"
         "from mlpx.nn.optim import make_optimizer\n"
         "t0 = time.perf_counter()\n"
         "for dt in ('float32', 'float64'):\n"
         "    net = MLP([4, 3, 2], 'relu', seed=0, dtype=dt, jit='true')\n"
+        "    step = FastStep(net, make_optimizer('adam', jit='true'))\n"
         "    X, y = np.ones((2, 4), dt), np.array([0, 1])\n"
-        "    loss, c, g = net.train_batch(X, y, np.array([0, 1]))\n"
-        "    make_optimizer('adam', jit='true').step(net.parameters(), g.parameters())\n"
+        "    step.train_batch(X, y, np.array([0, 1]))\n"
+        "    step.update()\n"
         "print(time.perf_counter() - t0)\n"
     )
     env = dict(os.environ)
