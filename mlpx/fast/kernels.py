@@ -125,7 +125,8 @@ def _build() -> Any:
         """One Adam/AdamW step on 1-d buffers, in place; ``c = [coupled, w, 1 - w, beta2,
         1 - beta2, eps, scale, decay, lerp]`` in the arrays' dtype (``lerp``: 1 if w < 0.5).
 
-        The operations of ``mlpx.nn.optim._adam_kernel`` element by element::
+        The operations of ``mlpx.fast.optim``'s Adam passes (``Adam.update``) element by
+        element::
 
             p *= decay                                 (AdamW; decay = 1 - lr wd)
             g' = p * coupled + g                       (Adam's L2 decay, coupled != 0)
@@ -164,7 +165,7 @@ def _build() -> Any:
     @jit
     def sgd(p, g, buf, c, wd_on, momentum_on, damp_on, nesterov):  # pragma: no cover
         """One SGD step on 1-d buffers, ``c = [wd, mu, 1 - dampening, lr]``; the order of
-        ``mlpx.nn.optim.SGD._update_numpy``::
+        ``mlpx.fast.optim``'s SGD passes (``SGD.update``)::
 
             g' = p wd + g;  b = b mu + g' (1 - dampening) | b mu + g'
             d = b mu + g' (nesterov) | b | g';  p = p - d lr
@@ -184,7 +185,7 @@ def _build() -> Any:
     @jit
     def rmsprop(p, g, sq, ga, buf, c, wd_on, centered, lerp, momentum_on):  # pragma: no cover
         """One RMSprop step on 1-d buffers, ``c = [wd, alpha, 1 - alpha, 1 - alpha, alpha
-        (as 1 - w), eps, momentum, lr, -lr]``; the order of ``RMSprop._update_generic``::
+        (as 1 - w), eps, momentum, lr, -lr]``; the order of ``mlpx.nn.optim.RMSprop.update``::
 
             g' = p wd + g;  s = s alpha + (g' (1 - alpha)) g'
             a = a + (g' - a) w | (a - g') (1 - w) + g'       (centered, w = 1 - alpha)
@@ -217,7 +218,7 @@ def _build() -> Any:
     @jit
     def adagrad(p, g, acc, c, wd_on):  # pragma: no cover - compiled
         """One Adagrad step on 1-d buffers, ``c = [wd, -clr, eps]``; the order of
-        ``Adagrad._update_generic``: ``g' = p wd + g``, ``S = S + g' g'``,
+        ``mlpx.nn.optim.Adagrad.update``: ``g' = p wd + g``, ``S = S + g' g'``,
         ``p = p + (-clr g') / (sqrt(S) + eps)``."""
         wd, neg_clr, eps = c[0], c[1], c[2]
         for i in range(p.shape[0]):
