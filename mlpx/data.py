@@ -10,8 +10,10 @@ labels re-encoded to ``0..C-1``::
     for idx in iterate_minibatches(len(data.y_train), 128, np.random.default_rng(0)):
         X, y = data.X_train[idx], data.y_train[idx]
 
-Names map to loaders through registries (``DATASET_PARAMS``, ``_LOADERS``): a config says
-``dataset.name: moons`` and ``dataset.noise: 0.3``, never a Python import path.
+Names map to loaders through registries: ``DATASETS`` declares each dataset's parameters
+once (a :class:`mlpx.checks.Param` each: check, default, doc; the config reads the same
+declarations), and a loader per name does the rest. A config says ``dataset.name: moons``
+and ``dataset.noise: 0.3``, never a Python import path.
 
 scikit-learn is imported inside the loaders only: ``import mlpx.data`` stays cheap, and
 :func:`check_dataset_params` validates a configuration without importing it.
@@ -20,16 +22,32 @@ scikit-learn is imported inside the loaders only: ``import mlpx.data`` stays che
 from __future__ import annotations
 
 import http.client
-import math
 import os
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from mlpx.checks import (
+    Choice,
+    Const,
+    Flag,
+    FolderPath,
+    Integer,
+    Number,
+    OneOf,
+    Optional,
+    Param,
+    Text,
+    check_params,
+    defaults_of,
+)
+
 __all__ = [
+    "DATASETS",
     "DATASET_PARAMS",
+    "SPLIT_PARAMS",
     "Dataset",
     "check_dataset_params",
     "check_split_options",
@@ -86,115 +104,70 @@ class Dataset:
 
 # --------------------------------------------------------------------------- parameters
 
-#: Dataset name -> its own parameters and their defaults (``{}``: no parameters).
-DATASET_PARAMS: dict[str, dict[str, Any]] = {
+# A parameter means the same thing in every dataset that has it: declared once here, with
+# the default of each dataset given where it differs (dataclasses.replace).
+N_SAMPLES = Param(Integer(low=10), 1000, "samples drawn")
+NOISE = Param(Number(low=0), 0.2, "standard deviation of the Gaussian noise added")
+N_FEATURES = Param(Integer(low=1), 2, "input features d")
+N_CLASSES = Param(Integer(low=2), 3, "classes C")
+_OPTIONAL_TEXT = Optional(Text())
+
+#: Dataset name -> its own parameters: check, default and doc of each (``{}``: none).
+DATASETS: dict[str, dict[str, Param]] = {
     "digits": {},
     "iris": {},
     "wine": {},
     "breast_cancer": {},
-    "moons": {"n_samples": 1000, "noise": 0.2},
-    "circles": {"n_samples": 1000, "noise": 0.1, "factor": 0.5},
-    "blobs": {"n_samples": 1000, "n_features": 2, "centers": 3, "cluster_std": 1.0},
-    "classification": {
-        "n_samples": 1000,
-        "n_features": 20,
-        "n_informative": 5,
-        "n_redundant": 2,
-        "n_classes": 3,
-        "n_clusters_per_class": 1,
-        "class_sep": 1.0,
+    "moons": {"n_samples": N_SAMPLES, "noise": NOISE},
+    "circles": {
+        "n_samples": N_SAMPLES,
+        "noise": replace(NOISE, default=0.1),
+        "factor": Param(
+            Number(0, 1, low_open=True, high_open=True), 0.5, "inner radius / outer radius"
+        ),
     },
-    "gaussian_quantiles": {"n_samples": 1000, "n_features": 2, "n_classes": 3},
+    "blobs": {
+        "n_samples": N_SAMPLES,
+        "n_features": N_FEATURES,
+        "centers": Param(Integer(low=2), 3, "blobs, one class each"),
+        "cluster_std": Param(Number(low=0, low_open=True), 1.0, "standard deviation of a blob"),
+    },
+    "classification": {
+        "n_samples": N_SAMPLES,
+        "n_features": replace(N_FEATURES, default=20),
+        "n_informative": Param(Integer(low=1), 5, "features that carry the classes"),
+        "n_redundant": Param(Integer(low=0), 2, "linear combinations of the informative ones"),
+        "n_classes": N_CLASSES,
+        "n_clusters_per_class": Param(Integer(low=1), 1, "Gaussian clusters of each class"),
+        "class_sep": Param(Number(low=0, low_open=True), 1.0, "distance between the classes"),
+    },
+    "gaussian_quantiles": {
+        "n_samples": N_SAMPLES,
+        "n_features": N_FEATURES,
+        "n_classes": N_CLASSES,
+    },
     "openml": {
-        "openml_name": None,
-        "openml_id": None,
-        "version": "active",
-        "data_home": None,
-        "target_column": None,
+        "openml_name": Param(_OPTIONAL_TEXT, None, "the dataset's name on openml.org"),
+        "openml_id": Param(Optional(Integer(low=1)), None, "or its id"),
+        "version": Param(
+            OneOf((Const("active"), Integer(low=1))), "active", "a version number or 'active'"
+        ),
+        "data_home": Param(Optional(FolderPath()), None, "the download cache (null: sklearn's)"),
+        "target_column": Param(_OPTIONAL_TEXT, None, "the label column (null: the default)"),
     },
 }
 
+#: Dataset name -> its own parameters' defaults.
+DATASET_PARAMS: dict[str, dict[str, Any]] = {k: defaults_of(v) for k, v in DATASETS.items()}
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
-
-
-def _is_number(value: Any) -> bool:
-    return (_is_int(value) or isinstance(value, float | np.floating)) and math.isfinite(value)
-
-
-def _integer(minimum: int) -> Callable[[str, Any], Any]:
-    def check(key: str, value: Any) -> int:
-        if not _is_int(value) or value < minimum:
-            raise ValueError(f"{key} must be an integer >= {minimum}, got {value!r}")
-        return int(value)
-
-    return check
-
-
-def _number(low: float, high: float | None = None, *, low_open: bool = False):
-    """A finite number in ``[low, high)`` (``(low, high)`` with ``low_open``)."""
-    if high is None:
-        text = f"a number {'>' if low_open else '>='} {low:g}"
-    else:
-        text = f"a number in {'(' if low_open else '['}{low:g}, {high:g})"
-
-    def check(key: str, value: Any) -> float:
-        ok = _is_number(value) and (value > low if low_open else value >= low)
-        if not ok or (high is not None and value >= high):
-            raise ValueError(f"{key} must be {text}, got {value!r}")
-        return float(value)
-
-    return check
-
-
-def _optional_string(key: str, value: Any) -> str | None:
-    if value is not None and (not isinstance(value, str) or not value):
-        raise ValueError(f"{key} must be a non-empty string or null, got {value!r}")
-    return value
-
-
-def _optional_id(key: str, value: Any) -> int | None:
-    if value is not None and (not _is_int(value) or value < 1):
-        raise ValueError(f"{key} must be a positive integer or null, got {value!r}")
-    return None if value is None else int(value)
-
-
-def _version(key: str, value: Any) -> str | int:
-    if value == "active":
-        return value
-    if not _is_int(value) or value < 1:
-        raise ValueError(f"{key} must be 'active' or a positive integer, got {value!r}")
-    return int(value)
-
-
-def _optional_path(key: str, value: Any) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str | os.PathLike) or not os.fspath(value):
-        raise ValueError(f"{key} must be a folder path or null, got {value!r}")
-    return os.path.expanduser(os.fspath(value))
-
-
-# Parameter name -> check(key, value) returning the normalised value. A name means the
-# same thing in every dataset that has it.
-_PARAM_CHECKS: dict[str, Callable[[str, Any], Any]] = {
-    "n_samples": _integer(10),
-    "noise": _number(0.0),
-    "factor": _number(0.0, 1.0, low_open=True),
-    "n_features": _integer(1),
-    "centers": _integer(2),
-    "cluster_std": _number(0.0, low_open=True),
-    "n_informative": _integer(1),
-    "n_redundant": _integer(0),
-    "n_classes": _integer(2),
-    "n_clusters_per_class": _integer(1),
-    "class_sep": _number(0.0, low_open=True),
-    "openml_name": _optional_string,
-    "openml_id": _optional_id,
-    "version": _version,
-    "data_home": _optional_path,
-    "target_column": _optional_string,
+#: The options of :func:`load_dataset` that every dataset shares.
+SPLIT_PARAMS: dict[str, Param] = {
+    "val_size": Param(Number(0, 1, high_open=True), 0.15, "fraction for validation (0: none)"),
+    "test_size": Param(
+        Number(0, 1, low_open=True, high_open=True), 0.15, "fraction held out for the test"
+    ),
+    "seed": Param(Integer(0, 2**32 - 1), 0, "seeds the split and the generators"),
+    "standardize": Param(Flag(), True, "scale features with training-split statistics"),
 }
 
 
@@ -245,30 +218,19 @@ _CROSS_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
 }
 
 
-def _check_name(name: Any) -> str:
-    if not isinstance(name, str) or name not in DATASET_PARAMS:
-        raise ValueError(
-            f"dataset.name must be one of {', '.join(sorted(DATASET_PARAMS))}, got {name!r}"
-        )
-    return name
-
-
-def check_dataset_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
+def check_dataset_params(
+    name: str, params: Mapping[str, Any], *, extra: Sequence[str] = ()
+) -> dict[str, Any]:
     """Validate the parameters of dataset ``name``; return them merged with its defaults.
 
     Raises ``ValueError`` with a one-line message naming the key as written in a config
-    (``dataset.noise must be a number >= 0, got -1``). Imports nothing heavy.
+    (``dataset.noise must be a non-negative finite number, got -1``). ``extra``: further
+    keys the caller handles (listed as accepted when a key is unknown). Imports nothing heavy.
     """
-    name = _check_name(name)
-    defaults = DATASET_PARAMS[name]
-    for key in params:
-        if key not in defaults:
-            known = ", ".join(defaults) if defaults else "(none)"
-            raise ValueError(
-                f"dataset.{key} is not a parameter of {name!r}; its parameters are: {known}"
-            )
-    merged = {**defaults, **params}
-    checked = {key: _PARAM_CHECKS[key](f"dataset.{key}", value) for key, value in merged.items()}
+    name = Choice(tuple(sorted(DATASETS))).check("dataset.name", name)
+    given = {k: v for k, v in params.items() if k not in extra}
+    what = f"parameter of {name!r}"
+    checked = check_params(what, DATASETS[name], given, prefix="dataset.", extra=extra)
     if name in _CROSS_CHECKS:
         _CROSS_CHECKS[name](checked)
     return checked
@@ -276,25 +238,23 @@ def check_dataset_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]
 
 def check_split_options(
     val_size: Any, test_size: Any, seed: Any = 0, standardize: Any = True
-) -> None:
-    """Validate the options of :func:`load_dataset` that every dataset shares.
-
-    Messages name ``dataset.val_size``, ``dataset.test_size``, ``dataset.standardize``
-    and ``seed``. Imports nothing heavy.
-    """
-    if not _is_number(val_size) or not 0 <= val_size < 1:
-        raise ValueError(f"dataset.val_size must be a number in [0, 1), got {val_size!r}")
-    if not _is_number(test_size) or not 0 < test_size < 1:
-        raise ValueError(f"dataset.test_size must be a number in (0, 1), got {test_size!r}")
-    if val_size + test_size >= 1:
+) -> dict[str, Any]:
+    """Validate the options of :func:`load_dataset` that every dataset shares
+    (``SPLIT_PARAMS``); return them normalised. Messages name ``dataset.<key>``. Imports
+    nothing heavy."""
+    given = {"val_size": val_size, "test_size": test_size, "seed": seed}
+    checked = check_params(
+        "split option",
+        SPLIT_PARAMS,
+        {**given, "standardize": standardize},
+        prefix="dataset.",
+    )
+    if checked["val_size"] + checked["test_size"] >= 1:
         raise ValueError(
             "dataset.val_size + dataset.test_size must be < 1 to leave a training split, "
-            f"got {val_size!r} + {test_size!r} = {val_size + test_size:g}"
+            f"got {val_size!r} + {test_size!r} = {checked['val_size'] + checked['test_size']:g}"
         )
-    if not _is_int(seed) or not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
-    if not isinstance(standardize, bool | np.bool_):
-        raise ValueError(f"dataset.standardize must be true or false, got {standardize!r}")
+    return checked
 
 
 # --------------------------------------------------------------------------- loaders
@@ -509,10 +469,11 @@ def load_dataset(
     samples, val about ``val_size * n`` of the rest, train the remainder. Generators get
     ``random_state=seed`` too. With ``standardize``, each feature's mean and std are
     fitted on the training split and applied to every split (constant features are only
-    centred). ``params`` are the dataset's own (see ``DATASET_PARAMS[name]``).
+    centred). ``params`` are the dataset's own (see ``DATASETS[name]``).
     """
     checked = check_dataset_params(name, params)
-    check_split_options(val_size, test_size, seed, standardize)
+    split = check_split_options(val_size, test_size, seed, standardize)
+    val_size, test_size, seed = split["val_size"], split["test_size"], split["seed"]
 
     raw = _LOADERS[name](checked, int(seed))
     X = np.ascontiguousarray(raw.X, dtype=np.float64)
@@ -558,13 +519,11 @@ def iterate_minibatches(
     batch keeps the remainder (``n % batch_size`` samples) rather than dropping it.
     Arguments are checked at call time, not at the first ``next``.
     """
-    if isinstance(batch_size, bool) or not _is_int(batch_size) or batch_size < 1:
-        raise ValueError(f"trainer.batch_size must be a positive integer, got {batch_size!r}")
-    if not _is_int(n) or n < 0:
-        raise ValueError(f"n must be a non-negative integer, got {n!r}")
+    batch_size = Integer(low=1).check("trainer.batch_size", batch_size)
+    n = Integer(low=0).check("n", n)
     if shuffle and not isinstance(rng, np.random.Generator):
         raise ValueError(
             f"rng must be a numpy.random.Generator when shuffling, got {type(rng).__name__}"
         )
-    order = rng.permutation(int(n)) if shuffle else np.arange(int(n))
-    return (order[start : start + batch_size] for start in range(0, int(n), int(batch_size)))
+    order = rng.permutation(n) if shuffle else np.arange(n)
+    return (order[start : start + batch_size] for start in range(0, n, batch_size))

@@ -44,12 +44,6 @@ def test_every_option_composes_and_validates(group: str, option: str) -> None:
     overrides = [f"{group}={option}"]
     if (group, option) == ("dataset", "openml"):
         overrides.append("dataset.openml_name=mnist_784")  # an openml config needs a name
-    if (group, option) == ("backend", "cupy") and not _cuda_visible():
-        with pytest.raises(ConfigError, match=r"needs CuPy: pip install|no CUDA device"):
-            settings_from_dict(composed(*overrides))
-        return
-    if (group, option) == ("backend", "torch"):
-        pytest.importorskip("torch")
     if group == "hparams_search":
         pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     settings = settings_from_dict(composed(*overrides))
@@ -104,7 +98,7 @@ def test_per_layer_activations() -> None:
 
 
 BAD = [
-    (["model.widths=[128,-3]"], r"^model\.widths\[1\] must be an integer >= 1, got -3$"),
+    (["model.widths=[128,-3]"], r"^model\.widths\[1\] must be a positive integer, got -3$"),
     (["model.depth=3"], r"^model\.widths clashes with model\.depth/model\.width"),
     (["model.widths=null", "model.depth=3"], r"^model\.width is missing"),
     (["model.activations=[tanh,relu]"], r"^model\.activation clashes with model\.activations"),
@@ -114,11 +108,14 @@ BAD = [
         r"^model\.activations must list 2 names .* or 3 .*got 1$",
     ),
     (["model.init=xavier"], r"^model\.init must be one of glorot_uniform.*got 'xavier'$"),
-    (["optimizer.lr=-0.1"], r"^optimizer\.lr must be a positive number, got -0\.1$"),
-    (["optimizer.lr=abc"], r"^optimizer\.lr must be a finite number, got 'abc'$"),
+    (["optimizer.lr=-0.1"], r"^optimizer\.lr must be a positive finite number, got -0\.1$"),
+    (["optimizer.lr=abc"], r"^optimizer\.lr must be a positive finite number, got 'abc'$"),
     (["optimizer.name=adamm"], r"^optimizer\.name must be one of adagrad, adam, .*'adamm'$"),
     (["optimizer.schedule.name=cosinus"], r"^optimizer\.schedule must be one of"),
-    (["optimizer.clip_norm=0"], r"^optimizer\.clip_norm must be a positive number, got 0$"),
+    (
+        ["optimizer.clip_norm=0"],
+        r"^optimizer\.clip_norm must be a positive finite number, got 0$",
+    ),
     (["optimizer=sgd", "optimizer.nesterov=true"], r"^optimizer\.nesterov"),
     (["dataset.name=mnist"], r"^dataset\.name must be one of blobs, .*got 'mnist'$"),
     (["dataset=moons", "dataset.noise=-1"], r"^dataset\.noise must be"),
@@ -127,13 +124,19 @@ BAD = [
     (["backend.name=jax"], r"^backend\.name must be one of numpy, cupy, torch, .*'jax'$"),
     (["backend.device=cuda"], r"^backend\.device must be cpu for backend numpy, got 'cuda'$"),
     (["backend.jit=sometimes"], r"^backend\.jit must be one of auto, true, false, got 'some"),
-    (["trainer.epochs=0"], r"^trainer\.epochs must be an integer >= 1, got 0$"),
-    (["trainer.batch_size=1.5"], r"^trainer\.batch_size must be an integer, got 1\.5$"),
+    (["trainer.epochs=0"], r"^trainer\.epochs must be a positive integer, got 0$"),
+    (["trainer.batch_size=1.5"], r"^trainer\.batch_size must be a positive integer, got 1\.5$"),
     (["trainer.objective=val/f1"], r"^trainer\.objective must be one of val/loss, .*'val/f1'$"),
     (["trainer.direction=up"], r"^trainer\.direction must be one of minimize, maximize"),
     (["trainer.early_stopping.monitor=loss"], r"^trainer\.early_stopping\.monitor must be"),
-    (["trainer.shuffle=maybe"], r"^trainer\.shuffle must be true or false, got 'maybe'$"),
-    (["logger.direct_sqlite=maybe"], r"^logger\.direct_sqlite must be true or false, got"),
+    (
+        ["trainer.shuffle=maybe"],
+        r"^trainer\.shuffle must be a bool \(true or false\), got 'maybe'$",
+    ),
+    (
+        ["logger.direct_sqlite=maybe"],
+        r"^logger\.direct_sqlite must be a bool \(true or false\), got",
+    ),
     (["logger.name=wandb"], r"^logger\.name must be one of mlflow, none, got 'wandb'$"),
     (["logger.experiment_name=''"], r"^logger\.experiment_name must be a non-empty string"),
 ]
@@ -156,3 +159,132 @@ def test_readme_python_example_runs(capsys) -> None:
     out = capsys.readouterr().out
     accuracy = float(out.split("accuracy")[1])
     assert accuracy > 0.95
+
+
+# ------------------------------------------------------------- declared once, checked unbuilt
+
+
+def _yaml(group: str, option: str) -> dict:
+    import yaml
+
+    values = yaml.safe_load((CONF / group / f"{option}.yaml").read_text()) or {}
+    values.pop("defaults", None)
+    return values
+
+
+def test_yaml_defaults_are_the_declared_defaults() -> None:
+    """A key left out of a config gets its declared default: the YAML files say the same."""
+    from mlpx.app import config
+    from mlpx.backend import DEVICES
+    from mlpx.data import DATASETS, SPLIT_PARAMS
+
+    declared = {
+        ("trainer", "default"): config.TRAINER,
+        ("logger", "mlflow"): config.LOGGER,
+        ("backend", "numpy"): config.BACKEND,
+        ("sweep", "default"): config.SWEEP,
+    }
+    for (group, option), params in declared.items():
+        values = _yaml(group, option)
+        for key, param in params.items():
+            if (group, key) == ("backend", "device"):  # null: the backend's first device
+                assert values[key] == DEVICES[values["name"]][0]
+            elif key in values:
+                assert values[key] == param.default, f"{group}/{option}.yaml {key}"
+    es = _yaml("trainer", "default")["early_stopping"]
+    assert es == {k: p.default for k, p in config.EARLY_STOPPING.items()}
+    analysis = _yaml("analysis", "default")
+    for key, params in config.ANALYSIS.items():
+        if isinstance(params, dict):
+            assert analysis[key] == {k: p.default for k, p in params.items()}, key
+        else:
+            assert analysis[key] == params.default, key
+    model = _yaml("model", "default")
+    assert (model["init"], model["init_std"]) == (
+        config.MODEL["init"].default,
+        config.MODEL["init_std"].default,
+    )
+    for option in [f.stem for f in sorted((CONF / "dataset").glob("*.yaml"))]:
+        values = _yaml("dataset", option)
+        name = values.pop("name")
+        own = {k: p.default for k, p in {**SPLIT_PARAMS, **DATASETS[name]}.items()}
+        assert values == own, f"dataset/{option}.yaml"
+
+
+def test_optimizer_yaml_hyperparameters_are_declared() -> None:
+    from mlpx.nn.optim import OPTIMIZERS
+
+    for f in sorted((CONF / "optimizer").glob("[!_]*.yaml")):
+        values = _yaml("optimizer", f.stem)
+        declared = OPTIMIZERS[values.pop("name")].HYPERPARAMETERS
+        assert set(values) <= set(declared), f.name
+        for key, value in values.items():
+            if key != "lr":  # each option file picks its own learning rate
+                default = declared[key].default
+                assert value == (list(default) if isinstance(default, tuple) else default), (
+                    f"{f.name}: {key}"
+                )
+
+
+def test_checking_a_config_imports_nothing_heavy_and_builds_nothing() -> None:
+    """No torch, Numba, scikit-learn or MLflow, no optimizer or network: backend=torch and
+    backend.jit=true are checked by value (the run reports what is missing)."""
+    import json
+    import subprocess
+    import sys
+
+    cfgs = [
+        composed("backend=torch", "dataset=moons", "optimizer=rmsprop"),
+        composed(
+            "backend.jit=true", "optimizer.schedule.name=cosine", "optimizer.schedule.T_max=9"
+        ),
+    ]
+    code = (
+        "import json, sys\n"
+        "import mlpx.nn.model, mlpx.nn.optim\n"
+        "def refuse(*a, **k):\n"
+        "    raise AssertionError('built during a check')\n"
+        "mlpx.nn.optim.Optimizer.__init__ = refuse\n"
+        "mlpx.nn.model.MLP.__init__ = refuse\n"
+        "from mlpx.app.config import settings_from_dict\n"
+        "torch, jit = (settings_from_dict(c) for c in json.loads(sys.stdin.read()))\n"
+        "assert torch.backend.name == 'torch' and jit.backend.jit == 'true'\n"
+        "heavy = ('torch', 'numba', 'sklearn', 'mlflow', 'hydra', 'omegaconf', 'mlpx.fast')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        input=json.dumps(cfgs),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["backend=cupy", "backend.device=gpu"], r"^backend\.device must be one of cuda, cuda:N"),
+        (["backend.device=cuda"], r"^backend\.device must be cpu for backend numpy, got 'cuda'$"),
+        (["backend=torch", "backend.device=tpu"], r"^backend\.device must be one of cpu, cuda,"),
+    ],
+)
+def test_devices_are_checked_by_their_spelling(overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        settings_from_dict(composed(*overrides))
+    assert settings_from_dict(composed("backend=torch", "backend.device=cuda:1"))
+
+
+def test_a_backend_that_is_not_there_is_reported_when_the_run_builds() -> None:
+    """The same one-line messages as before, from the code that builds the backend."""
+    from mlpx.app.build import build_backend
+
+    s = settings_from_dict(composed("backend=cupy"))
+    if _cuda_visible():
+        assert build_backend(s.backend)[0].device_name == "cuda:0"
+        return
+    with pytest.raises(ValueError, match=r"^(backend 'cupy' needs CuPy: pip install|no CUDA)"):
+        build_backend(s.backend)

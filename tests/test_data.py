@@ -190,23 +190,32 @@ VALIDATION_ERRORS = [
     ),
     (
         ("iris", {"noise": 0.1}),
-        "dataset.noise is not a parameter of 'iris'; its parameters are: (none)",
+        "dataset.noise is not a parameter of 'iris'; accepted: none",
     ),
     (
         ("moons", {"factor": 0.5}),
-        "dataset.factor is not a parameter of 'moons'; its parameters are: n_samples, noise",
+        "dataset.factor is not a parameter of 'moons'; accepted: n_samples, noise",
     ),
     (("moons", {"n_samples": 5}), "dataset.n_samples must be an integer >= 10, got 5"),
     (("moons", {"n_samples": 100.0}), "dataset.n_samples must be an integer >= 10, got 100.0"),
     (("moons", {"n_samples": True}), "dataset.n_samples must be an integer >= 10, got True"),
-    (("moons", {"noise": -0.1}), "dataset.noise must be a number >= 0, got -0.1"),
-    (("moons", {"noise": "high"}), "dataset.noise must be a number >= 0, got 'high'"),
-    (("moons", {"noise": float("nan")}), "dataset.noise must be a number >= 0, got nan"),
+    (("moons", {"noise": -0.1}), "dataset.noise must be a non-negative finite number, got -0.1"),
+    (
+        ("moons", {"noise": "high"}),
+        "dataset.noise must be a non-negative finite number, got 'high'",
+    ),
+    (
+        ("moons", {"noise": float("nan")}),
+        "dataset.noise must be a non-negative finite number, got nan",
+    ),
     (("circles", {"factor": 1.0}), "dataset.factor must be a number in (0, 1), got 1.0"),
     (("circles", {"factor": 0}), "dataset.factor must be a number in (0, 1), got 0"),
     (("blobs", {"centers": 1}), "dataset.centers must be an integer >= 2, got 1"),
-    (("blobs", {"n_features": 0}), "dataset.n_features must be an integer >= 1, got 0"),
-    (("blobs", {"cluster_std": 0.0}), "dataset.cluster_std must be a number > 0, got 0.0"),
+    (("blobs", {"n_features": 0}), "dataset.n_features must be a positive integer, got 0"),
+    (
+        ("blobs", {"cluster_std": 0.0}),
+        "dataset.cluster_std must be a positive finite number, got 0.0",
+    ),
     (
         ("blobs", {"n_samples": 10, "centers": 11}),
         "dataset.centers must be <= dataset.n_samples, got 11 > 10",
@@ -225,10 +234,13 @@ VALIDATION_ERRORS = [
         ("classification", {"n_redundant": -1}),
         "dataset.n_redundant must be an integer >= 0, got -1",
     ),
-    (("classification", {"class_sep": 0}), "dataset.class_sep must be a number > 0, got 0"),
+    (
+        ("classification", {"class_sep": 0}),
+        "dataset.class_sep must be a positive finite number, got 0",
+    ),
     (
         ("classification", {"n_clusters_per_class": 0}),
-        "dataset.n_clusters_per_class must be an integer >= 1, got 0",
+        "dataset.n_clusters_per_class must be a positive integer, got 0",
     ),
     (
         ("gaussian_quantiles", {"n_classes": 11, "n_samples": 10}),
@@ -282,9 +294,9 @@ SPLIT_ERRORS = [
         "dataset.val_size + dataset.test_size must be < 1 "
         "to leave a training split, got 0.5 + 0.5 = 1",
     ),
-    ({"seed": -1}, "seed must be an integer in [0, 2**32), got -1"),
-    ({"seed": 1.5}, "seed must be an integer in [0, 2**32), got 1.5"),
-    ({"standardize": "yes"}, "dataset.standardize must be true or false, got 'yes'"),
+    ({"seed": -1}, "dataset.seed must be an integer in 0..4294967295, got -1"),
+    ({"seed": 1.5}, "dataset.seed must be an integer in 0..4294967295, got 1.5"),
+    ({"standardize": "yes"}, "dataset.standardize must be a bool (true or false), got 'yes'"),
 ]
 
 
@@ -490,7 +502,7 @@ def test_minibatches_without_shuffle_are_consecutive_slices() -> None:
         ((10, -4), "trainer.batch_size must be a positive integer, got -4"),
         ((10, 2.0), "trainer.batch_size must be a positive integer, got 2.0"),
         ((10, True), "trainer.batch_size must be a positive integer, got True"),
-        ((-1, 2), "n must be a non-negative integer, got -1"),
+        ((-1, 2), "n must be an integer >= 0, got -1"),
     ],
 )
 def test_minibatch_errors_are_raised_at_call_time(args: tuple, message: str) -> None:

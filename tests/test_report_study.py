@@ -44,7 +44,7 @@ def store(tmp_path: Path) -> tuple[str, dict[str, str]]:
     client = _client(uri)
     exp_id = client.create_experiment("study_x")
     ids = {
-        "parent": _run(client, exp_id, 1000, tags={"mlpx.app.sweep": "parent"}),
+        "parent": _run(client, exp_id, 1000, tags={"mlpx.sweep": "parent"}),
         "a_old": _run(client, exp_id, 2000, tags={"mlpx.config_hash": "a"}),
         "a_new": _run(client, exp_id, 3000, tags={"mlpx.config_hash": "a"}),
         "a_failed": _run(client, exp_id, 4000, tags={"mlpx.config_hash": "a"}, status="FAILED"),
@@ -76,7 +76,7 @@ def test_no_finished_runs(tmp_path: Path) -> None:
     client = _client(uri)
     exp_id = client.create_experiment("study_x")
     _run(client, exp_id, 1000, tags={"mlpx.config_hash": "a"}, status="FAILED")
-    _run(client, exp_id, 2000, tags={"mlpx.app.sweep": "parent"})
+    _run(client, exp_id, 2000, tags={"mlpx.sweep": "parent"})
     with pytest.raises(ReportError, match="no FINISHED runs in 'study_x'") as err:
         study_runs(uri, "study_x", hint=HINT)
     assert str(err.value).endswith(HINT)

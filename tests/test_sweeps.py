@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from mlpx.app import report
+from mlpx.app import report, summary
 from mlpx.app.config import TOP_KEYS
 from mlpx.app.sweep import all_swept_keys, config_hash, hashed_config, sweep_switches, swept_keys
 from tests.cli_helpers import client, mlpx_env, run_module
@@ -61,7 +61,7 @@ def all_runs(uri: str, experiment: str = "mlpx") -> list:
 
 
 def split(runs: list) -> tuple[list, list]:
-    parents = [r for r in runs if r.data.tags.get("mlpx.app.sweep") == "parent"]
+    parents = [r for r in runs if r.data.tags.get("mlpx.sweep") == "parent"]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     return parents, children
 
@@ -276,7 +276,7 @@ def seed_sweep() -> list[SimpleNamespace]:
 
 
 def test_summary_rows_groups_and_best() -> None:
-    s = report.summarize(seed_sweep(), ["optimizer", "trainer.seed"])
+    s = summary.summarize(seed_sweep(), ["optimizer", "trainer.seed"])
     assert [r.run_id for r in s.rows] == ["sgd0", "sgd1", "sgd2", "adam0", "adam1", "adam2"]
     assert s.rows[0].values == {"optimizer": "sgd", "trainer.seed": "0"}  # optimizer.name
     assert s.failed == 1 and s.finished == 5
@@ -294,7 +294,7 @@ def test_summary_rows_groups_and_best() -> None:
 
 
 def test_summary_markdown_and_csv() -> None:
-    s = report.summarize(seed_sweep(), ["optimizer", "trainer.seed"], title="T")
+    s = summary.summarize(seed_sweep(), ["optimizer", "trainer.seed"], title="T")
     md = s.markdown()
     lines = md.splitlines()
     assert lines[0] == "## T"
@@ -318,7 +318,7 @@ def test_summary_without_seed_has_no_groups_and_minimize_picks_the_least() -> No
         fake_run("a", {"optimizer.lr": "0.1", "trainer.direction": "minimize"}, objective=0.4),
         fake_run("b", {"optimizer.lr": "0.01", "trainer.direction": "minimize"}, objective=0.2),
     ]
-    s = report.summarize(runs)  # keys: the params that differ
+    s = summary.summarize(runs)  # keys: the params that differ
     assert s.keys == ["optimizer.lr"] and not s.groups and "Mean ± std" not in s.markdown()
     assert s.direction == "minimize" and s.best.run_id == "b"
 
@@ -331,7 +331,7 @@ def test_summary_keeps_one_run_per_config_hash() -> None:
         fake_run("retry", {"x": "1"}, status="FAILED", tags=tags, start=3),
         fake_run("other", {"x": "2"}, objective=0.8, start=4),
     ]
-    s = report.summarize(runs, ["x"], reused=["new"])
+    s = summary.summarize(runs, ["x"], reused=["new"])
     assert [r.run_id for r in s.rows] == ["new", "other"]
     assert s.superseded == 2 and s.rows[0].reused and "(reused)" in s.runs_markdown()
 
@@ -339,24 +339,24 @@ def test_summary_keeps_one_run_per_config_hash() -> None:
 def test_swept_values_from_the_run_name_suffix() -> None:
     keys = ["model", "model.widths", "trainer.seed"]
     name = "adam-lr0.001-w64x64-relu [model=deep,model.widths=[64,64],trainer.seed=1]"
-    assert report._suffix_values(name, keys) == {
+    assert summary.suffix_values(name, keys) == {
         "model": "deep",
         "model.widths": "[64,64]",
         "trainer.seed": "1",
     }
     run = fake_run("r", {"trainer.seed": "1"}, name=name)
-    assert report.swept_value(run, "model", keys) == "deep"  # no model.name param
+    assert summary.swept_value(run, "model", keys) == "deep"  # no model.name param
 
 
 def test_objective_is_read_from_the_metric_or_the_objective_key() -> None:
-    assert report.run_objective(fake_run("a", {}, objective=0.5)) == 0.5
-    assert report.run_objective(fake_run("b", {}, metrics={"val/accuracy": 0.7})) == 0.7
-    assert report.run_objective(fake_run("c", {})) is None
+    assert summary.run_objective(fake_run("a", {}, objective=0.5)) == 0.5
+    assert summary.run_objective(fake_run("b", {}, metrics={"val/accuracy": 0.7})) == 0.7
+    assert summary.run_objective(fake_run("c", {})) is None
 
 
 def test_objective_figures() -> None:
-    s = report.summarize(seed_sweep(), ["optimizer", "trainer.seed"])
-    fig = report.objective_figure(s, "optimizer")
+    s = summary.summarize(seed_sweep(), ["optimizer", "trainer.seed"])
+    fig = summary.objective_figure(s, "optimizer")
     (ax,) = fig.axes
     assert [t.get_text() for t in ax.get_xticklabels()] == ["sgd", "adam"]
     assert "1 failed" in ax.get_title()
@@ -364,11 +364,11 @@ def test_objective_figures() -> None:
         fake_run(str(i), {"optimizer.lr": str(lr)}, objective=0.5 + i / 10)
         for i, lr in enumerate([1e-4, 1e-3, 1e-2])
     ]
-    fig = report.objective_figure(report.summarize(runs), "optimizer.lr")
+    fig = summary.objective_figure(summary.summarize(runs), "optimizer.lr")
     assert fig.axes[0].get_xscale() == "log"
     fig.savefig(io.BytesIO(), format="png")  # renders headless (Agg)
-    assert report.figure_name("model.widths") == "summary/objective_vs_model.widths.png"
-    assert report.figure_name("a/b c") == "summary/objective_vs_a_b_c.png"
+    assert summary.figure_name("model.widths") == "summary/objective_vs_model.widths.png"
+    assert summary.figure_name("a/b c") == "summary/objective_vs_a_b_c.png"
 
 
 def test_report_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -717,7 +717,7 @@ def test_sweep_against_a_real_tracking_server(tmp_path: Path) -> None:
             timeout=10,
         ).json()["runs"]
         tags = [{t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in found]
-        parents = [t for t in tags if t.get("mlpx.app.sweep") == "parent"]
+        parents = [t for t in tags if t.get("mlpx.sweep") == "parent"]
         children = [(r, t) for r, t in zip(found, tags) if "mlflow.parentRunId" in t]
         assert len(parents) == 1 and len(children) == 2
         assert all(r["info"]["status"] == "FINISHED" for r, _ in children)

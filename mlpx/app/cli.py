@@ -11,7 +11,6 @@ import math
 import os
 import re
 import signal
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -22,9 +21,10 @@ from typing import Any
 import hydra
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from mlpx.app.config import ConfigError, Settings, settings_from_dict
-from mlpx.fast import kernels
+from mlpx.app.summary import CONFIG_HASH_TAG
 
 
 def config_dir() -> str:
@@ -44,21 +44,6 @@ def _error_line(message: str) -> str:
     return "mlpx: error: " + " ".join(str(message).split())
 
 
-def git_commit() -> str | None:
-    """The commit of the mlpx checkout this code runs from, if any."""
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
 def _hydra_context() -> tuple[bool, str | None, str | None, str]:
     """(is multirun, sweep dir, job output dir, the swept values of this job)."""
     from hydra.core.hydra_config import HydraConfig
@@ -73,91 +58,6 @@ def _hydra_context() -> tuple[bool, str | None, str | None, str]:
 
     suffix = job_suffix(hc.sweep.dir, list(hc.overrides.task))
     return True, hc.sweep.dir, hc.runtime.output_dir, suffix
-
-
-def make_tracker(
-    settings: Settings,
-    flat_params: dict[str, Any],
-    sweep_dir: str | None,
-    suffix: str,
-    resume_run_id: str | None = None,
-    config_hash: str | None = None,
-):
-    """An MLflow tracker for the run (a child of the sweep's parent run), or a NullTracker.
-
-    With ``resume_run_id`` (a run that is in the configured store) that run is continued.
-    """
-    from mlpx.tracking import MlflowTracker, NullTracker, check_tracking_uri
-
-    lg = settings.logger
-    if lg.name == "none":
-        return NullTracker()
-    uri = check_tracking_uri(lg.tracking_uri)
-    parent = None
-    if sweep_dir is not None:
-        from mlpx.app.sweep import read_sweep_info
-
-        parent = read_sweep_info(sweep_dir).get("parent_run_id")
-    name = lg.run_name or settings.run_name()
-    if suffix and not lg.run_name:
-        name = f"{name} [{suffix}]"
-    tags = {
-        "dataset": settings.dataset.name,
-        "backend": settings.backend.name,
-        "device": settings.backend.device,
-        "dtype": settings.backend.dtype,
-        "optimizer": settings.optimizer.name,
-        # whether the compiled kernels ran (backend.jit resolved: auto -> Numba installed?)
-        "jit": str(
-            settings.backend.name == "numpy" and kernels.resolve(settings.backend.jit)
-        ).lower(),
-    }
-    if config_hash:
-        from mlpx.app.sweep import CONFIG_HASH_TAG
-
-        tags[CONFIG_HASH_TAG] = config_hash
-    tags.update(environment_tags())
-    if resume_run_id is not None:
-        tracker = MlflowTracker(
-            uri,
-            lg.experiment_name,
-            None,
-            resume_run_id=resume_run_id,
-            direct_sqlite=lg.direct_sqlite,
-        )
-        tracker.set_tags({"mlpx.resumed": "true"})
-        return tracker
-    tracker = MlflowTracker(
-        uri,
-        lg.experiment_name,
-        name,
-        parent_run_id=parent,
-        tags=tags,
-        direct_sqlite=lg.direct_sqlite,
-    )
-    tracker.log_params(flat_params)
-    return tracker
-
-
-def environment_tags() -> dict[str, str]:
-    """What is needed to repeat a run: versions of Python and the stack, the git commit."""
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
-    from mlpx import __version__
-
-    tags = {"mlpx.version": __version__, "python": platform.python_version()}
-    packages = ("numpy", "scikit-learn", "hydra-core", "omegaconf", "mlflow", "torch", "numba")
-    for package in packages:
-        try:
-            tags[f"version.{package}"] = version(package)
-        except PackageNotFoundError:
-            pass
-    commit = git_commit()
-    if commit:
-        tags["mlflow.source.git.commit"] = commit
-        tags["git_commit"] = commit
-    return tags
 
 
 def _log_run_files(tracker: Any, cfg: DictConfig, job_dir: str | None) -> None:
@@ -197,13 +97,14 @@ def run(cfg: DictConfig) -> float:
     multirun, sweep_dir, job_dir, suffix = _hydra_context()
     try:
         container = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as exc:  # an interpolation that does not resolve
+        raise UserError(f"the config could not be resolved: {exc}") from None
+    try:
         settings = settings_from_dict(container)
     except ConfigError as exc:
         raise UserError(str(exc)) from None
-    except Exception as exc:  # interpolation errors and the like
-        raise UserError(f"the config could not be resolved: {exc}") from None
 
-    from mlpx.app.sweep import config_hash, reuse_finished_run
+    from mlpx.app.sweep import config_hash, read_sweep_info, reuse_finished_run
 
     chash = config_hash(container)
     lg = settings.logger
@@ -216,51 +117,30 @@ def run(cfg: DictConfig) -> float:
         if reused is not None:
             return reused[1]
 
-    import numpy as np
-
+    from mlpx.app.build import build, build_tracker, run_tags
     from mlpx.checkpoint import Checkpointer, CheckpointError
-    from mlpx.data import load_dataset
-    from mlpx.nn.model import MLP
-    from mlpx.nn.optim import make_optimizer
     from mlpx.tracking import TrackingError, flatten
     from mlpx.train import DivergenceError, Interrupted, StopRequest, fit, summary
 
-    ds = settings.dataset
     try:
         checkpoint = (
             resolve_resume(settings.trainer.resume, settings) if settings.trainer.resume else None
         )
-        data = load_dataset(
-            ds.name,
-            val_size=ds.val_size,
-            test_size=ds.test_size,
-            seed=ds.seed,
-            standardize=ds.standardize,
-            **ds.params,
-        )
-        rng = np.random.default_rng(settings.trainer.seed)
-        m, o = settings.model, settings.optimizer
-        model = MLP(
-            m.sizes(data.n_features, data.n_classes),
-            activations=m.activations,
-            init=m.init,
-            dtype=settings.backend.dtype,
-            init_std=m.init_std,
-            rng=rng,
-            backend=settings.backend.name,
-            device=settings.backend.device,
-            jit=settings.backend.jit,
-        )
-        optimizer = make_optimizer(
-            o.name, lr=o.lr, schedule=o.schedule, jit=settings.backend.jit, **o.hparams
-        )
+        built = build(settings)
+        model, optimizer, data, rng = built.model, built.optimizer, built.data, built.rng
         state = checkpoint.restore(model, optimizer, rng) if checkpoint else None
     except (ValueError, CheckpointError) as exc:
         raise UserError(str(exc)) from None
     resume_run = _reachable_run(checkpoint, settings) if checkpoint else None
+    parent = read_sweep_info(sweep_dir).get("parent_run_id") if sweep_dir else None
     try:
-        tracker = make_tracker(
-            settings, flatten(container), sweep_dir, suffix, resume_run, config_hash=chash
+        tracker = build_tracker(
+            settings,
+            flatten(container),
+            tags={**run_tags(settings, built), CONFIG_HASH_TAG: chash},
+            parent_run_id=parent,
+            suffix=suffix,
+            resume_run_id=resume_run,
         )
     except TrackingError as exc:
         raise UserError(str(exc)) from None
@@ -296,7 +176,7 @@ def run(cfg: DictConfig) -> float:
                 settings.trainer,
                 tracker,
                 rng=rng,
-                clip_norm=o.clip_norm,
+                clip_norm=settings.optimizer.clip_norm,
                 log_grad_norms=settings.logger.log_grad_norms,
                 checkpointer=checkpointer,
                 resume=state,

@@ -1,92 +1,105 @@
-"""Config schemas and value checks: a composed config (a plain dict) -> typed settings.
+"""Every config key, declared once: its check, default and doc; a composed config -> settings.
 
 Hydra composes ``conf/``; :func:`settings_from_dict` turns the result into the dataclasses
-below, checking every value where it enters with a one-line message that names the key as
-users write it and what is accepted (``model.widths[1] must be a positive integer, got
--3``). Nothing here imports Hydra, scikit-learn or MLflow, so the checks run before any
-heavy import, training or logging.
+below. Each group's keys are declared here as :class:`mlpx.checks.Param`\\ s (``MODEL``,
+``BACKEND``, ``TRAINER``, ``LOGGER``, ``ANALYSIS``, ``SWEEP``, ...); the dataset's and the
+optimizer's own parameters are the declarations of :mod:`mlpx.data` (``DATASETS``,
+``SPLIT_PARAMS``), :mod:`mlpx.nn.optim` and :mod:`mlpx.nn.schedules`, read from there. A
+declared default is what a key left out of the config gets; ``tests/test_config.py`` checks
+that the YAML files of ``conf/`` say the same.
+
+Every value is checked where it enters, with one line that names the key as users write it
+and what is accepted (``model.widths[1] must be a positive integer, got -3``). Checking
+imports nothing heavy and builds nothing: no Hydra, scikit-learn, MLflow, torch or Numba,
+no optimizer or network. The backend and ``backend.jit`` are checked by value; whether the
+library is installed, the GPU visible or Numba loadable is found out when the run starts,
+by the code that builds them (:mod:`mlpx.app.build`), with the same one-line messages.
 """
 
 from __future__ import annotations
 
-import math
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlpx.backend import BACKENDS, DTYPES, BackendError, get_backend
-from mlpx.fast import kernels
+from mlpx.backend import BACKENDS, DEVICES, DTYPES
+from mlpx.checks import (
+    Choice,
+    Flag,
+    Integer,
+    ListOf,
+    Number,
+    Optional,
+    Param,
+    Switch,
+    Text,
+    check_params,
+)
+from mlpx.data import SPLIT_PARAMS, check_dataset_params, check_split_options
 from mlpx.nn.activations import ACTIVATIONS
 from mlpx.nn.init import INITIALIZERS
 from mlpx.train import EarlyStopping, TrainerSettings
 
 LOGGERS = ("mlflow", "none")
 MODES = ("train", "gradcheck")
-PROGRESS = ("auto", "true", "false")
 METRICS = ("val/loss", "val/accuracy", "train/loss", "train/accuracy")
+OBJECTIVES = (*METRICS, "test/loss", "test/accuracy")
 DIRECTIONS = ("minimize", "maximize")
+
+_POSITIVE = Number(low=0, low_open=True)
 
 
 class ConfigError(ValueError):
     """A bad config value; the message is one line naming the key."""
 
 
-# ------------------------------------------------------------------------------- checks
+def _checked(
+    group: str,
+    declared: Mapping[str, Param],
+    section: Mapping[str, Any],
+    extra: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """``check_params`` for config group ``group`` (a dotted path); ConfigError on failure.
+    ``extra``: sub-groups the caller checks itself (accepted, left out of the result)."""
+    try:
+        given = {k: v for k, v in section.items() if k not in extra}
+        return check_params(f"setting of {group}", declared, given, prefix=f"{group}.", extra=extra)
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
-def _int(key: str, value: Any, minimum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{key} must be an integer, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"{key} must be an integer >= {minimum}, got {value!r}")
-    return value
+def _mapping(section: Any, key: str, what: str = "a mapping") -> dict[str, Any]:
+    if section is None:
+        return {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"{key} must be {what}, got {section!r}")
+    return dict(section)
 
 
-def _number(key: str, value: Any, *, positive: bool = False, minimum: float | None = None):
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(f"{key} must be a finite number, got {value!r}")
-    if positive and value <= 0:
-        raise ConfigError(f"{key} must be a positive number, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"{key} must be a number >= {minimum}, got {value!r}")
-    return float(value)
+# ---------------------------------------------------------------------------------- model
 
-
-def _bool(key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"{key} must be true or false, got {value!r}")
-    return value
-
-
-def _optional_text(key: str, value: Any) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{key} must be a path, an MLflow run id or null, got {value!r}")
-    return value
-
-
-def _choice(key: str, value: Any, accepted: tuple[str, ...] | list[str]) -> str:
-    if not isinstance(value, str) or value not in accepted:
-        raise ConfigError(f"{key} must be one of {', '.join(accepted)}, got {value!r}")
-    return value
-
-
-def _section(cfg: dict[str, Any], name: str) -> dict[str, Any]:
-    section = cfg.get(name)
-    if not isinstance(section, dict):
-        raise ConfigError(f"{name} must be a config group (a mapping), got {section!r}")
-    return section
-
-
-def _only(section: dict[str, Any], group: str, accepted: tuple[str, ...]) -> None:
-    for key in section:
-        if key not in accepted:
-            raise ConfigError(
-                f"{group}.{key} is not a setting of {group}; accepted: {', '.join(accepted)}"
-            )
-
-
-# ------------------------------------------------------------------------------ settings
+MODEL: dict[str, Param] = {
+    "widths": Param(
+        Optional(ListOf(Integer(low=1), plural="positive integers")),
+        None,
+        "hidden widths [p_1, ..., p_(L-1)] (or null and depth + width)",
+    ),
+    "depth": Param(Optional(Integer(low=0)), None, "shorthand: this many hidden layers ..."),
+    "width": Param(Optional(Integer(low=1)), None, "... of this width"),
+    "activation": Param(
+        Optional(Choice(tuple(ACTIVATIONS))), None, "every hidden layer's (output: linear)"
+    ),
+    "activations": Param(
+        Optional(ListOf(Choice(tuple(ACTIVATIONS)), plural="activation names")),
+        None,
+        "one per hidden layer, or per layer with the output's",
+    ),
+    "init": Param(Choice(tuple(INITIALIZERS)), "glorot_uniform", "weight initialisation"),
+    "init_std": Param(_POSITIVE, 0.01, "standard deviation of init=normal"),
+}
 
 
 @dataclass(frozen=True)
@@ -95,8 +108,8 @@ class ModelSettings:
 
     widths: list[int]
     activations: list[str]
-    init: str = "glorot_uniform"
-    init_std: float = 0.01
+    init: str = MODEL["init"].default
+    init_std: float = MODEL["init_std"].default
 
     def sizes(self, n_features: int, n_classes: int) -> list[int]:
         """``[d, p_1, ..., p_(L-1), C]``."""
@@ -111,13 +124,10 @@ class ModelSettings:
         return f"w{widths}-{act}"
 
 
-MODEL_KEYS = ("widths", "depth", "width", "activation", "activations", "init", "init_std")
-
-
-def model_settings(m: dict[str, Any]) -> ModelSettings:
+def model_settings(m: Mapping[str, Any]) -> ModelSettings:
     """Resolve ``widths`` vs ``depth`` + ``width`` and ``activation`` vs ``activations``."""
-    _only(m, "model", MODEL_KEYS)
-    widths, depth, width = m.get("widths"), m.get("depth"), m.get("width")
+    m = _checked("model", MODEL, m)
+    widths, depth, width = m["widths"], m["depth"], m["width"]
     if widths is not None and (depth is not None or width is not None):
         raise ConfigError(
             "model.widths clashes with model.depth/model.width: give the list or the "
@@ -129,14 +139,8 @@ def model_settings(m: dict[str, Any]) -> ModelSettings:
             raise ConfigError(
                 f"{missing} is missing: give model.widths=[...] or both model.depth and model.width"
             )
-        depth = _int("model.depth", depth, minimum=0)
-        width = _int("model.width", width, minimum=1)
         widths = [width] * depth
-    if not isinstance(widths, list):
-        raise ConfigError(f"model.widths must be a list of positive integers, got {widths!r}")
-    widths = [_int(f"model.widths[{i}]", w, minimum=1) for i, w in enumerate(widths)]
-
-    activation, activations = m.get("activation"), m.get("activations")
+    activation, activations = m["activation"], m["activations"]
     n_hidden = len(widths)
     if activation is not None and activations is not None:
         raise ConfigError(
@@ -146,24 +150,18 @@ def model_settings(m: dict[str, Any]) -> ModelSettings:
     if activations is None:
         if activation is None:
             raise ConfigError("model.activation is missing: give a name or model.activations")
-        name = _choice("model.activation", activation, list(ACTIVATIONS))
-        names = [name] * n_hidden + ["linear"]
+        names = [activation] * n_hidden + ["linear"]
     else:
-        if not isinstance(activations, list) or len(activations) not in (n_hidden, n_hidden + 1):
-            got = len(activations) if isinstance(activations, list) else repr(activations)
+        if len(activations) not in (n_hidden, n_hidden + 1):
             raise ConfigError(
                 f"model.activations must list {n_hidden} names (one per hidden layer) or "
-                f"{n_hidden + 1} (the output layer too), got {got}"
+                f"{n_hidden + 1} (the output layer too), got {len(activations)}"
             )
-        names = [
-            _choice(f"model.activations[{i}]", a, list(ACTIVATIONS))
-            for i, a in enumerate(activations)
-        ]
-        if len(names) == n_hidden:
-            names.append("linear")
-    init = _choice("model.init", m.get("init", "glorot_uniform"), list(INITIALIZERS))
-    init_std = _number("model.init_std", m.get("init_std", 0.01), positive=True)
-    return ModelSettings(widths=widths, activations=names, init=init, init_std=init_std)
+        names = activations + ["linear"] * (len(activations) == n_hidden)
+    return ModelSettings(widths=widths, activations=names, init=m["init"], init_std=m["init_std"])
+
+
+# ------------------------------------------------------------------------------ optimizer
 
 
 @dataclass(frozen=True)
@@ -181,309 +179,308 @@ class OptimizerSettings:
         return f"{self.name}-lr{self.lr:g}"
 
 
-def optimizer_settings(o: dict[str, Any]) -> OptimizerSettings:
-    """Check the optimizer group by building it once (the core checks every argument)."""
-    from mlpx.nn.optim import OPTIMIZERS, make_optimizer
+def optimizer_settings(o: Mapping[str, Any]) -> OptimizerSettings:
+    """Check the optimizer group against the declarations of :mod:`mlpx.nn.optim` and
+    :mod:`mlpx.nn.schedules` (``check_hyperparameters``): nothing is built."""
+    from mlpx.nn.optim import check_hyperparameters
 
     o = dict(o)
-    name = _choice("optimizer.name", o.pop("name", None), sorted(OPTIMIZERS))
-    lr = _number("optimizer.lr", o.pop("lr", None), positive=True)
-    schedule = o.pop("schedule", None)
-    clip = o.pop("clip_norm", None)
-    if clip is not None:
-        clip = _number("optimizer.clip_norm", clip, positive=True)
-    if isinstance(schedule, dict):  # unused keys of the shared schedule block are null
+    name = o.pop("name", None)
+    schedule = o.get("schedule")
+    if isinstance(schedule, Mapping):  # unused keys of the shared schedule block are null
         schedule = {k: v for k, v in schedule.items() if v is not None}
+        o["schedule"] = schedule
         if schedule.get("name", "constant") == "constant" and len(schedule) <= 1:
-            schedule = None
-    hparams = {k: tuple(v) if isinstance(v, list) else v for k, v in o.items()}
+            o["schedule"] = schedule = None
     try:
-        make_optimizer(name, lr=lr, schedule=schedule, **hparams)
+        values = check_hyperparameters(name, o, prefix="optimizer.")
     except ValueError as exc:
-        raise ConfigError(_prefix("optimizer", str(exc))) from None
-    return OptimizerSettings(name=name, lr=lr, hparams=hparams, schedule=schedule, clip_norm=clip)
+        raise ConfigError(str(exc)) from None
+    hparams = {k: v for k, v in values.items() if k not in ("lr", "schedule", "clip_norm", "jit")}
+    return OptimizerSettings(
+        name=name,
+        lr=values["lr"],
+        hparams=hparams,
+        schedule=schedule,
+        clip_norm=values.get("clip_norm"),
+    )
 
 
-def _prefix(group: str, message: str) -> str:
-    """Name the key as users write it: ``lr must ...`` -> ``optimizer.lr must ...``."""
-    if message.startswith(f"{group}.") or message.startswith(f"{group} "):
-        return message
-    return f"{group}.{message}"
+# -------------------------------------------------------------------------------- dataset
 
 
 @dataclass(frozen=True)
 class DatasetSettings:
-    """``dataset`` group: registry name, its own parameters, the split."""
+    """``dataset`` group: registry name, its own parameters (``mlpx.data.DATASETS``), the
+    split (``mlpx.data.SPLIT_PARAMS``)."""
 
     name: str
     params: dict[str, Any]
-    val_size: float = 0.15
-    test_size: float = 0.15
-    seed: int = 0
-    standardize: bool = True
+    val_size: float = SPLIT_PARAMS["val_size"].default
+    test_size: float = SPLIT_PARAMS["test_size"].default
+    seed: int = SPLIT_PARAMS["seed"].default
+    standardize: bool = SPLIT_PARAMS["standardize"].default
 
 
-def dataset_settings(d: dict[str, Any]) -> DatasetSettings:
-    from mlpx.data import check_dataset_params, check_split_options
-
-    d = dict(d)
-    name = d.pop("name", None)
-    val_size = d.pop("val_size", 0.15)
-    test_size = d.pop("test_size", 0.15)
-    seed = _int("dataset.seed", d.pop("seed", 0), minimum=0)
-    standardize = _bool("dataset.standardize", d.pop("standardize", True))
+def dataset_settings(d: Mapping[str, Any]) -> DatasetSettings:
+    """Check the dataset group against :mod:`mlpx.data`'s declarations (nothing is loaded)."""
+    split_keys = ("name", *SPLIT_PARAMS)
     try:
-        params = check_dataset_params(name, d)
-        check_split_options(val_size, test_size, seed)
+        params = check_dataset_params(d.get("name"), d, extra=split_keys)
+        split = {k: d[k] for k in SPLIT_PARAMS if k in d}
+        split = check_split_options(**{k: p.default for k, p in SPLIT_PARAMS.items()} | split)
     except ValueError as exc:
-        raise ConfigError(_prefix("dataset", str(exc))) from None
-    return DatasetSettings(name, params, float(val_size), float(test_size), seed, standardize)
+        raise ConfigError(str(exc)) from None
+    return DatasetSettings(name=d["name"], params=params, **split)
+
+
+# -------------------------------------------------------------------------------- backend
+
+BACKEND: dict[str, Param] = {
+    "name": Param(Choice(BACKENDS), "numpy", "array library: numpy, cupy, torch, ..."),
+    "dtype": Param(Choice(DTYPES), "float64", "floating-point type of every array"),
+    "device": Param(Optional(Text("a device name")), None, "null: the backend's first device"),
+    "jit": Param(Switch(), "auto", "NumPy: the compiled kernels (Numba)"),
+}
 
 
 @dataclass(frozen=True)
 class BackendSettings:
-    """``backend`` group: where the arrays live and their dtype."""
+    """``backend`` group: where the arrays live and their dtype (checked by value: whether
+    the library is installed and the device visible is found out when the run starts)."""
 
-    name: str = "numpy"
-    dtype: str = "float64"
+    name: str = BACKEND["name"].default
+    dtype: str = BACKEND["dtype"].default
     device: str = "cpu"
-    jit: str = "auto"  # NumPy: compiled kernels (Numba) auto | true | false
+    jit: str = BACKEND["jit"].default  # NumPy: compiled kernels (Numba) auto | true | false
 
 
-def backend_settings(b: dict[str, Any]) -> BackendSettings:
-    """Check the backend group; the library must be installed and the device visible."""
-    _only(b, "backend", ("name", "dtype", "device", "jit"))
-    name = _choice("backend.name", b.get("name", "numpy"), BACKENDS)
-    dtype = _choice("backend.dtype", b.get("dtype", "float64"), DTYPES)
-    try:
-        backend = get_backend(name, b.get("device"))
-        jit = kernels.check_setting(b.get("jit", "auto"), key="backend.jit")
-        kernels.resolve(jit, key="backend.jit")  # true without Numba: say so before the run
-    except (BackendError, kernels.JitError) as exc:
-        raise ConfigError(str(exc)) from None
-    return BackendSettings(name=name, dtype=dtype, device=backend.device_name, jit=jit)
+def _device(name: str, device: str | None) -> str:
+    """The device by its spelling (``mlpx.backend.DEVICES``); None: the backend's first."""
+    accepted = DEVICES[name]
+    if device is None:
+        return accepted[0]
+    if device in accepted or ("cuda:N" in accepted and re.fullmatch(r"cuda:\d+", device)):
+        return device
+    if accepted == ("cpu",):
+        raise ConfigError(f"backend.device must be cpu for backend {name}, got {device!r}")
+    raise ConfigError(f"backend.device must be one of {', '.join(accepted)}, got {device!r}")
 
 
-TRAINER_KEYS = (
-    "epochs",
-    "batch_size",
-    "seed",
-    "shuffle",
-    "eval_every",
-    "log_every_n_steps",
-    "early_stopping",
-    "objective",
-    "direction",
-    "progress",
-    "checkpoint_every",
-    "keep_checkpoints",
-    "resume",
-)
-OBJECTIVES = (*METRICS, "test/loss", "test/accuracy")
-
-
-def trainer_settings(t: dict[str, Any]) -> TrainerSettings:
-    _only(t, "trainer", TRAINER_KEYS)
-    es = t.get("early_stopping") or {}
-    if not isinstance(es, dict):
-        raise ConfigError(f"trainer.early_stopping must be a mapping, got {es!r}")
-    _only(es, "trainer.early_stopping", ("patience", "min_delta", "monitor", "restore_best"))
-    early = EarlyStopping(
-        patience=_int("trainer.early_stopping.patience", es.get("patience", 0), minimum=0),
-        min_delta=_number("trainer.early_stopping.min_delta", es.get("min_delta", 0.0), minimum=0),
-        monitor=_choice("trainer.early_stopping.monitor", es.get("monitor", "val/loss"), METRICS),
-        restore_best=_bool("trainer.early_stopping.restore_best", es.get("restore_best", True)),
+def backend_settings(b: Mapping[str, Any]) -> BackendSettings:
+    """Check the backend group by value: no library is imported, no kernel compiled."""
+    b = _checked("backend", BACKEND, b)
+    return BackendSettings(
+        name=b["name"], dtype=b["dtype"], device=_device(b["name"], b["device"]), jit=b["jit"]
     )
-    progress = t.get("progress", "auto")
-    progress = str(progress).lower() if isinstance(progress, bool) else progress
-    return TrainerSettings(
-        epochs=_int("trainer.epochs", t.get("epochs", 30), minimum=1),
-        batch_size=_int("trainer.batch_size", t.get("batch_size", 32), minimum=1),
-        seed=_int("trainer.seed", t.get("seed", 0), minimum=0),
-        shuffle=_bool("trainer.shuffle", t.get("shuffle", True)),
-        eval_every=_int("trainer.eval_every", t.get("eval_every", 1), minimum=1),
-        log_every_n_steps=_int("trainer.log_every_n_steps", t.get("log_every_n_steps", 50), 1),
-        early_stopping=early,
-        objective=_choice("trainer.objective", t.get("objective", "val/accuracy"), OBJECTIVES),
-        direction=_choice("trainer.direction", t.get("direction", "maximize"), DIRECTIONS),
-        progress=_choice("trainer.progress", progress, PROGRESS),
-        checkpoint_every=_int("trainer.checkpoint_every", t.get("checkpoint_every", 5), 0),
-        keep_checkpoints=_int("trainer.keep_checkpoints", t.get("keep_checkpoints", 3), 1),
-        resume=_optional_text("trainer.resume", t.get("resume")),
-    )
+
+
+# -------------------------------------------------------------------------------- trainer
+
+EARLY_STOPPING: dict[str, Param] = {
+    "patience": Param(Integer(low=0), 5, "evaluations without gain before stopping; 0: off"),
+    "min_delta": Param(Number(low=0), 0.0, "the least change that counts as a gain"),
+    "monitor": Param(Choice(METRICS), "val/loss", "the metric watched"),
+    "restore_best": Param(Flag(), True, "end with the best evaluation's weights"),
+}
+
+TRAINER: dict[str, Param] = {
+    "epochs": Param(Integer(low=1), 30, "passes over the training split"),
+    "batch_size": Param(Integer(low=1), 32, "samples per optimizer step"),
+    "seed": Param(Integer(low=0), 0, "seeds init and batching (one Generator)"),
+    "shuffle": Param(Flag(), True, "a new batch order every epoch"),
+    "eval_every": Param(Integer(low=1), 1, "epochs between evaluations"),
+    "log_every_n_steps": Param(Integer(low=1), 50, "steps between train/gradient metrics"),
+    "objective": Param(Choice(OBJECTIVES), "val/accuracy", "what a run returns to sweepers"),
+    "direction": Param(Choice(DIRECTIONS), "maximize", "whether the objective is minimised"),
+    "progress": Param(Switch(), "auto", "the progress bar (auto: on a terminal)"),
+    "checkpoint_every": Param(Integer(low=0), 5, "epochs between checkpoints; 0: at the end"),
+    "keep_checkpoints": Param(Integer(low=1), 3, "checkpoints kept"),
+    "resume": Param(
+        Optional(Text("a path, an MLflow run id")), None, "a checkpoint, folder or run id"
+    ),
+}
+
+
+def trainer_settings(t: Mapping[str, Any]) -> TrainerSettings:
+    """Check the trainer group (``early_stopping`` a sub-group of its own)."""
+    values = _checked("trainer", TRAINER, t, extra=("early_stopping",))
+    es = _mapping(t.get("early_stopping"), "trainer.early_stopping")
+    es = _checked("trainer.early_stopping", EARLY_STOPPING, es)
+    return TrainerSettings(**values, early_stopping=EarlyStopping(**es))
+
+
+# --------------------------------------------------------------------------------- logger
+
+LOGGER: dict[str, Param] = {
+    "name": Param(Choice(LOGGERS), "mlflow", "mlflow, or none: train and print only"),
+    "tracking_uri": Param(
+        Optional(Text("a URI string")), None, "null: MLFLOW_TRACKING_URI, else MLflow's default"
+    ),
+    "experiment_name": Param(Text(), "mlpx", "the MLflow experiment"),
+    "run_name": Param(Optional(Text("a run name")), None, "null: what varies"),
+    "log_grad_norms": Param(Flag(), True, "per-layer gradient norms every log_every_n_steps"),
+    "log_figures": Param(Flag(), True, "learning curves and analysis figures"),
+    "direct_sqlite": Param(Flag(), True, "metric values straight into a SQLite store's tables"),
+}
 
 
 @dataclass(frozen=True)
 class LoggerSettings:
     """``logger`` group: ``mlflow`` or ``none``, and where MLflow writes."""
 
-    name: str = "mlflow"
+    name: str = LOGGER["name"].default
     tracking_uri: str | None = None
-    experiment_name: str = "mlpx"
+    experiment_name: str = LOGGER["experiment_name"].default
     run_name: str | None = None
-    log_grad_norms: bool = True
-    log_figures: bool = True
-    direct_sqlite: bool = True  # metric values straight into a SQLite store's tables
+    log_grad_norms: bool = LOGGER["log_grad_norms"].default
+    log_figures: bool = LOGGER["log_figures"].default
+    direct_sqlite: bool = LOGGER["direct_sqlite"].default
 
 
-def logger_settings(lg: dict[str, Any]) -> LoggerSettings:
-    keys = (
-        "name",
-        "tracking_uri",
-        "experiment_name",
-        "run_name",
-        "log_grad_norms",
-        "log_figures",
-        "direct_sqlite",
-    )
-    _only(lg, "logger", keys)
-    name = _choice("logger.name", lg.get("name", "mlflow"), LOGGERS)
-    uri = lg.get("tracking_uri")
-    if uri is not None and (not isinstance(uri, str) or not uri.strip()):
-        raise ConfigError(f"logger.tracking_uri must be a URI string or null, got {uri!r}")
-    exp = lg.get("experiment_name", "mlpx")
-    if not isinstance(exp, str) or not exp.strip():
-        raise ConfigError(f"logger.experiment_name must be a non-empty string, got {exp!r}")
-    run_name = lg.get("run_name")
-    if run_name is not None and not isinstance(run_name, str):
-        run_name = str(run_name)
-    return LoggerSettings(
-        name=name,
-        tracking_uri=uri,
-        experiment_name=exp,
-        run_name=run_name,
-        log_grad_norms=_bool("logger.log_grad_norms", lg.get("log_grad_norms", True)),
-        log_figures=_bool("logger.log_figures", lg.get("log_figures", True)),
-        direct_sqlite=_bool("logger.direct_sqlite", lg.get("direct_sqlite", True)),
-    )
+def logger_settings(lg: Mapping[str, Any]) -> LoggerSettings:
+    lg = dict(lg)
+    if lg.get("run_name") is not None and not isinstance(lg["run_name"], str):
+        lg["run_name"] = str(lg["run_name"])  # logger.run_name=42 is a name too
+    return LoggerSettings(**_checked("logger", LOGGER, lg))
+
+
+# ------------------------------------------------------------------------------- analysis
+
+SANITY_CHECKS: dict[str, Param] = {
+    "enabled": Param(Flag(), True, "run the checks before training"),
+    "loss_tolerance": Param(_POSITIVE, 0.5, "initial loss within this * ln C of ln C"),
+    "overfit_samples": Param(Integer(low=1), 20, "samples a copy of the network must fit"),
+    "overfit_steps": Param(Integer(low=1), 1000, "full-batch Adam steps it gets"),
+}
+GRADCHECK: dict[str, Param] = {
+    "samples": Param(Integer(low=1), 8, "training rows checked"),
+    "eps": Param(Number(0, 0.01, low_open=True, high_open=True), 1e-6, "finite-difference step"),
+    "threshold": Param(_POSITIVE, 1e-6, "the largest relative error that passes"),
+    "max_params_per_layer": Param(
+        Optional(Integer(low=1)), 200, "entries checked per array; null: all"
+    ),
+}
+ADVERSARIAL: dict[str, Param] = {
+    "enabled": Param(Flag(), True, "FGSM accuracy on the test split"),
+    "epsilons": Param(
+        ListOf(Number(low=0), plural="non-negative numbers"),
+        [0.0, 0.05, 0.1, 0.2, 0.3],
+        "perturbation sizes, in standardised units",
+    ),
+    "clip": Param(Flag(), True, "keep inputs in the training range"),
+}
+CLASS_VISUALISATION: dict[str, Param] = {
+    "enabled": Param(Flag(), True, "the input that maximises each class's logit"),
+    "steps": Param(Integer(low=1), 100, "projected gradient ascent steps"),
+    "lr": Param(_POSITIVE, 0.1, "each step moves lr * norm_bound"),
+    "norm_bound": Param(Optional(_POSITIVE), None, "||x||_2 bound; null: sqrt(d)"),
+}
+#: analysis key -> its declarations: a flag, or a sub-group of its own.
+ANALYSIS: dict[str, Param | dict[str, Param]] = {
+    "health_metrics": Param(Flag(), True, "per-layer health metrics while training"),
+    "sanity_checks": SANITY_CHECKS,
+    "gradcheck": GRADCHECK,
+    "saliency": Param(Flag(), True, "|delta_x| maps of image data"),
+    "adversarial": ADVERSARIAL,
+    "class_visualisation": CLASS_VISUALISATION,
+    "figures": Param(Flag(), True, "the analysis figures"),
+}
+
+
+def _default(declared: dict[str, Param], key: str) -> Any:
+    value = declared[key].default
+    return tuple(value) if isinstance(value, list) else value
 
 
 @dataclass(frozen=True)
 class SanityChecks:
-    enabled: bool = True
-    loss_tolerance: float = 0.5
-    overfit_samples: int = 20
-    overfit_steps: int = 1000
+    enabled: bool = _default(SANITY_CHECKS, "enabled")
+    loss_tolerance: float = _default(SANITY_CHECKS, "loss_tolerance")
+    overfit_samples: int = _default(SANITY_CHECKS, "overfit_samples")
+    overfit_steps: int = _default(SANITY_CHECKS, "overfit_steps")
 
 
 @dataclass(frozen=True)
 class GradcheckSettings:
-    samples: int = 8
-    eps: float = 1e-6
-    threshold: float = 1e-6
-    max_params_per_layer: int | None = 200
+    samples: int = _default(GRADCHECK, "samples")
+    eps: float = _default(GRADCHECK, "eps")
+    threshold: float = _default(GRADCHECK, "threshold")
+    max_params_per_layer: int | None = _default(GRADCHECK, "max_params_per_layer")
 
 
 @dataclass(frozen=True)
 class Adversarial:
-    enabled: bool = True
-    epsilons: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3)
-    clip: bool = True
+    enabled: bool = _default(ADVERSARIAL, "enabled")
+    epsilons: tuple[float, ...] = _default(ADVERSARIAL, "epsilons")
+    clip: bool = _default(ADVERSARIAL, "clip")
 
 
 @dataclass(frozen=True)
 class ClassVisualisation:
-    enabled: bool = True
-    steps: int = 100
-    lr: float = 0.1
-    norm_bound: float | None = None
+    enabled: bool = _default(CLASS_VISUALISATION, "enabled")
+    steps: int = _default(CLASS_VISUALISATION, "steps")
+    lr: float = _default(CLASS_VISUALISATION, "lr")
+    norm_bound: float | None = _default(CLASS_VISUALISATION, "norm_bound")
 
 
 @dataclass(frozen=True)
 class AnalysisSettings:
     """``analysis`` group: what backprop tells you (health metrics, checks, input gradients)."""
 
-    health_metrics: bool = True
+    health_metrics: bool = _default(ANALYSIS, "health_metrics")  # type: ignore[arg-type]
     sanity_checks: SanityChecks = field(default_factory=SanityChecks)
     gradcheck: GradcheckSettings = field(default_factory=GradcheckSettings)
-    saliency: bool = True
+    saliency: bool = _default(ANALYSIS, "saliency")  # type: ignore[arg-type]
     adversarial: Adversarial = field(default_factory=Adversarial)
     class_visualisation: ClassVisualisation = field(default_factory=ClassVisualisation)
-    figures: bool = True
+    figures: bool = _default(ANALYSIS, "figures")  # type: ignore[arg-type]
 
 
-def _sub(a: dict[str, Any], name: str, keys: tuple[str, ...]) -> dict[str, Any]:
-    section = a.get(name) or {}
-    if not isinstance(section, dict):
-        raise ConfigError(f"analysis.{name} must be a mapping, got {section!r}")
-    _only(section, f"analysis.{name}", keys)
-    return section
+_SUBGROUPS = {
+    "sanity_checks": SanityChecks,
+    "gradcheck": GradcheckSettings,
+    "adversarial": Adversarial,
+    "class_visualisation": ClassVisualisation,
+}
 
 
-def analysis_settings(a: dict[str, Any]) -> AnalysisSettings:
+def analysis_settings(a: Mapping[str, Any]) -> AnalysisSettings:
     """Check the analysis group (every key typed and in range, unknown keys refused)."""
-    keys = ("health_metrics", "sanity_checks", "gradcheck", "saliency", "adversarial")
-    _only(a, "analysis", (*keys, "class_visualisation", "figures"))
-    d = AnalysisSettings()
-    sc = _sub(a, "sanity_checks", ("enabled", "loss_tolerance", "overfit_samples", "overfit_steps"))
-    gc = _sub(a, "gradcheck", ("samples", "eps", "threshold", "max_params_per_layer"))
-    ad = _sub(a, "adversarial", ("enabled", "epsilons", "clip"))
-    cv = _sub(a, "class_visualisation", ("enabled", "steps", "lr", "norm_bound"))
-    k = "analysis.sanity_checks"
-    sanity = SanityChecks(
-        enabled=_bool(f"{k}.enabled", sc.get("enabled", True)),
-        loss_tolerance=_number(f"{k}.loss_tolerance", sc.get("loss_tolerance", 0.5), positive=True),
-        overfit_samples=_int(f"{k}.overfit_samples", sc.get("overfit_samples", 20), 1),
-        overfit_steps=_int(f"{k}.overfit_steps", sc.get("overfit_steps", 1000), 1),
-    )
-    max_params = gc.get("max_params_per_layer", 200)
-    grad = GradcheckSettings(
-        samples=_int("analysis.gradcheck.samples", gc.get("samples", 8), 1),
-        eps=_number("analysis.gradcheck.eps", gc.get("eps", 1e-6), positive=True),
-        threshold=_number("analysis.gradcheck.threshold", gc.get("threshold", 1e-6), positive=True),
-        max_params_per_layer=None
-        if max_params is None
-        else _int("analysis.gradcheck.max_params_per_layer", max_params, 1),
-    )
-    if grad.eps >= 1e-2:
-        raise ConfigError(f"analysis.gradcheck.eps must be below 0.01, got {grad.eps:g}")
-    eps_list = ad.get("epsilons", list(d.adversarial.epsilons))
-    if not isinstance(eps_list, list):
-        raise ConfigError(f"analysis.adversarial.epsilons must be a list, got {eps_list!r}")
-    epsilons = tuple(
-        _number(f"analysis.adversarial.epsilons[{i}]", e, minimum=0.0)
-        for i, e in enumerate(eps_list)
-    )
-    adversarial = Adversarial(
-        enabled=_bool("analysis.adversarial.enabled", ad.get("enabled", True)),
-        epsilons=epsilons,
-        clip=_bool("analysis.adversarial.clip", ad.get("clip", True)),
-    )
-    if adversarial.enabled and not epsilons:
+    flags = {k: p for k, p in ANALYSIS.items() if isinstance(p, Param)}
+    out: dict[str, Any] = _checked("analysis", flags, a, extra=tuple(_SUBGROUPS))
+    for key, cls in _SUBGROUPS.items():
+        section = _mapping(a.get(key), f"analysis.{key}")
+        values = _checked(f"analysis.{key}", ANALYSIS[key], section)  # type: ignore[arg-type]
+        out[key] = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+    if out["adversarial"].enabled and not out["adversarial"].epsilons:
         raise ConfigError("analysis.adversarial.epsilons must not be empty when enabled")
-    bound = cv.get("norm_bound")
-    k = "analysis.class_visualisation"
-    visual = ClassVisualisation(
-        enabled=_bool(f"{k}.enabled", cv.get("enabled", True)),
-        steps=_int(f"{k}.steps", cv.get("steps", 100), 1),
-        lr=_number(f"{k}.lr", cv.get("lr", 0.1), positive=True),
-        norm_bound=None if bound is None else _number(f"{k}.norm_bound", bound, positive=True),
-    )
-    return AnalysisSettings(
-        health_metrics=_bool("analysis.health_metrics", a.get("health_metrics", True)),
-        sanity_checks=sanity,
-        gradcheck=grad,
-        saliency=_bool("analysis.saliency", a.get("saliency", True)),
-        adversarial=adversarial,
-        class_visualisation=visual,
-        figures=_bool("analysis.figures", a.get("figures", True)),
-    )
+    return AnalysisSettings(**out)
+
+
+# ---------------------------------------------------------------------------------- sweep
+
+SWEEP: dict[str, Param] = {
+    "force": Param(Flag(), False, "run jobs whose config already has a FINISHED run"),
+    "stop_on_failure": Param(Flag(), False, "the first failing job stops the sweep"),
+}
 
 
 @dataclass(frozen=True)
 class SweepSettings:
     """``sweep`` group: how a multirun treats configs already run, and failures."""
 
-    force: bool = False
-    stop_on_failure: bool = False
+    force: bool = SWEEP["force"].default
+    stop_on_failure: bool = SWEEP["stop_on_failure"].default
 
 
-def sweep_settings(sw: dict[str, Any]) -> SweepSettings:
-    _only(sw, "sweep", ("force", "stop_on_failure"))
-    return SweepSettings(
-        force=_bool("sweep.force", sw.get("force", False)),
-        stop_on_failure=_bool("sweep.stop_on_failure", sw.get("stop_on_failure", False)),
-    )
+def sweep_settings(sw: Mapping[str, Any]) -> SweepSettings:
+    return SweepSettings(**_checked("sweep", SWEEP, sw))
+
+
+# ------------------------------------------------------------------------------- settings
+
+MODE = Param(Choice(MODES), "train", "train, or gradcheck: every delta vs finite differences")
 
 
 @dataclass(frozen=True)
@@ -497,7 +494,7 @@ class Settings:
     trainer: TrainerSettings
     logger: LoggerSettings
     analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
-    mode: str = "train"
+    mode: str = MODE.default
     sweep: SweepSettings = field(default_factory=SweepSettings)
 
     def run_name(self) -> str:
@@ -519,11 +516,22 @@ TOP_KEYS = (
 )
 
 
-def settings_from_dict(cfg: dict[str, Any]) -> Settings:
+def _section(cfg: Mapping[str, Any], name: str) -> dict[str, Any]:
+    section = cfg.get(name)
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"{name} must be a config group (a mapping), got {section!r}")
+    return dict(section)
+
+
+def settings_from_dict(cfg: Mapping[str, Any]) -> Settings:
     """Validate a composed config (plain containers, interpolations resolved)."""
     for key in cfg:
         if key not in TOP_KEYS:
             raise ConfigError(f"{key} is not a config group; accepted: {', '.join(TOP_KEYS)}")
+    try:
+        mode = MODE.check("mode", cfg.get("mode", MODE.default))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     return Settings(
         model=model_settings(_section(cfg, "model")),
         optimizer=optimizer_settings(_section(cfg, "optimizer")),
@@ -531,7 +539,7 @@ def settings_from_dict(cfg: dict[str, Any]) -> Settings:
         backend=backend_settings(_section(cfg, "backend")),
         trainer=trainer_settings(_section(cfg, "trainer")),
         logger=logger_settings(_section(cfg, "logger")),
-        analysis=analysis_settings(cfg["analysis"]) if "analysis" in cfg else AnalysisSettings(),
-        mode=_choice("mode", cfg.get("mode", "train"), MODES),
+        analysis=analysis_settings(_section(cfg, "analysis") if "analysis" in cfg else {}),
+        mode=mode,
         sweep=sweep_settings(_section(cfg, "sweep") if "sweep" in cfg else {}),
     )

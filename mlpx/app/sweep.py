@@ -37,7 +37,13 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from mlpx.app.report import CONFIG_HASH_TAG, OBJECTIVE_METRIC, SWEPT_KEYS_TAG, run_objective
+from mlpx.app.summary import (
+    CONFIG_HASH_TAG,
+    OBJECTIVE_METRIC,
+    SWEEP_ROLE_TAG,
+    SWEPT_KEYS_TAG,
+    run_objective,
+)
 
 __all__ = [
     "CONFIG_HASH_TAG",
@@ -314,15 +320,15 @@ def _find_parent(uri: str, experiment: str, sweep_hash_value: str) -> str | None
 def _reopen_parent(uri: str, run_id: str, sweep_dir: Path) -> None:
     from mlflow.tracking import MlflowClient
 
-    from mlpx.tracking import _retries_for, _with_retry
+    from mlpx.tracking import retries_for, with_retry
 
     client = MlflowClient(tracking_uri=uri)
-    retries = _retries_for(uri)
-    _with_retry(client.update_run, run_id, status="RUNNING", retries=retries, what="reopen run")
+    retries = retries_for(uri)
+    with_retry(client.update_run, run_id, status="RUNNING", retries=retries, what="reopen run")
     run = client.get_run(run_id)
     launches = int(run.data.tags.get("mlpx.launches", "1")) + 1
     for key, value in (("mlpx.sweep_dir", str(sweep_dir)), ("mlpx.launches", str(launches))):
-        _with_retry(client.set_tag, run_id, key, value, retries=retries, what="set tag")
+        with_retry(client.set_tag, run_id, key, value, retries=retries, what="set tag")
 
 
 class MlflowSweepCallback(Callback):
@@ -379,7 +385,7 @@ class MlflowSweepCallback(Callback):
                 name[:250],
                 tags={
                     "mlpx.sweep_dir": str(sweep_dir),
-                    "mlpx.app.sweep": "parent",
+                    SWEEP_ROLE_TAG: "parent",
                     SWEEP_HASH_TAG: identity,
                     SWEPT_KEYS_TAG: json.dumps(keys),
                 },
