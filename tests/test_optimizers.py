@@ -721,7 +721,9 @@ def test_check_schedule_accepts_every_spelling():
     assert check_schedule(cosine) is cosine
     assert check_schedule("constant") == ConstantSchedule()
     assert check_schedule({"name": "cosine", "T_max": 9, "eta_min": None}) == cosine
-    assert check_schedule({"name": "cosine", "T_max": 9}, key="s", prefix="s.") == cosine
+    assert check_schedule({"name": "cosine", "T_max": 9}, key="s", prefix="") == cosine
+    with pytest.raises(ValueError, match=r"^s\.T_max must be a positive integer, got 0$"):
+        check_schedule({"name": "cosine", "T_max": 0}, key="s")
     assert CosineSchedule(9) == cosine and hash(CosineSchedule(9)) == hash(cosine)
     assert StepSchedule(2, 0.5) != ExponentialSchedule(0.5)
     with pytest.raises(AttributeError, match=r"CosineSchedule is immutable"):

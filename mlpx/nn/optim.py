@@ -144,7 +144,7 @@ class Optimizer:
         values = type(self).check(given, extra=("schedule", "jit"))
         self.base_lr: float = values.pop("lr")
         self.hparams: dict[str, Any] = values
-        self.schedule: Schedule | None = check_schedule(schedule)
+        self.schedule: Schedule | None = check_schedule(schedule, prefix="")
         self.jit: str = jit_setting(jit, key="jit")
         self.t = 0
         self.shapes: list[tuple[int, ...]] | None = None
@@ -562,9 +562,7 @@ def check_hyperparameters(
     cls = _registered(name, f"{prefix}name")
     values = cls.check(given, prefix=prefix, extra=EXTRAS)
     if "schedule" in given:
-        values["schedule"] = check_schedule(
-            given["schedule"], key=f"{prefix}schedule", prefix=f"{prefix}schedule."
-        )
+        values["schedule"] = check_schedule(given["schedule"], key=f"{prefix}schedule")
     if "clip_norm" in given:
         clip = given["clip_norm"]
         values["clip_norm"] = None if clip is None else _POSITIVE.check(f"{prefix}clip_norm", clip)

@@ -230,15 +230,19 @@ def make_schedule(name: str, **kwargs: Any) -> Schedule:
     return _registered(name, "schedule")(**kwargs)
 
 
-def check_schedule(spec: Any, *, key: str = "schedule", prefix: str = "") -> Schedule | None:
+def check_schedule(
+    spec: Any, *, key: str = "schedule", prefix: str | None = None
+) -> Schedule | None:
     """The schedule ``spec`` describes, checked: ``None``, a :class:`Schedule`, a name from
     ``SCHEDULES`` or a mapping ``{"name": ..., **parameters}``.
 
     In a mapping a ``None`` value means "not set" (the config's shared schedule block keeps
     every schedule's keys, the unused ones null). Messages name the spec ``key``
-    (``optimizer.schedule must be one of ...``) and its parameters ``prefix + parameter``
-    (``optimizer.schedule.step_size must be a positive integer, got 0``).
+    (``optimizer.schedule must be one of ...``) and its parameters ``prefix + parameter``,
+    ``prefix`` defaulting to ``key + "."`` (``optimizer.schedule.step_size must be a
+    positive integer, got 0``).
     """
+    prefix = f"{key}." if prefix is None else prefix
     if spec is None or isinstance(spec, Schedule):
         return spec
     if isinstance(spec, str):
