@@ -33,6 +33,7 @@ from mlpx.tracking import (
     prepare_store,
     resolve_tracking_uri,
 )
+from mlpx.tracking import mlflow as mlpx_mlflow
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -163,30 +164,49 @@ def test_repeated_param_with_new_value_is_skipped_not_fatal(store, client, caplo
 
 
 # ------------------------------------------------------------------------------------------
-# Batching
+# Batching, and MLflow's asynchronous logging
 # ------------------------------------------------------------------------------------------
 
 
 class _Spy:
-    def __init__(self, fn):
-        self.fn, self.calls = fn, []
+    """Wraps a client method: records each call's kwargs and thread; can fail some calls or
+    answer asynchronous ones with an operation whose wait() raises (as MLflow's own
+    RunOperations.wait() does when its worker could not write the batch)."""
+
+    def __init__(self, fn, fail_sync=(), fail_async=()):
+        self.fn, self.fail_sync, self.fail_async = fn, list(fail_sync), list(fail_async)
+        self.calls: list[dict] = []
+        self.threads: list[threading.Thread] = []
 
     def __call__(self, *args, **kwargs):
         self.calls.append(kwargs)
+        self.threads.append(threading.current_thread())
+        if kwargs.get("metrics"):
+            if kwargs.get("synchronous") is False and self.fail_async:
+                return _FailedOperation(self.fail_async.pop(0))
+            if kwargs.get("synchronous") is not False and self.fail_sync:
+                raise self.fail_sync.pop(0)
         return self.fn(*args, **kwargs)
 
+    def metric_calls(self, synchronous: bool) -> list[int]:
+        """Sizes of the metric batches sent (a)synchronously, in order."""
+        return [
+            len(kw["metrics"])
+            for kw in self.calls
+            if kw.get("metrics") and (kw.get("synchronous") is False) is not synchronous
+        ]
 
-def _wait_until(predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting for the background sender"
-        time.sleep(0.005)
+
+class _FailedOperation:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+    def wait(self):
+        raise self.error
 
 
-def test_metrics_go_through_log_batch_not_log_metric(store, client, monkeypatch):
-    tracker = MlflowTracker(
-        store, "tests", "batched", flush_every=1000, flush_seconds=3600, direct_sqlite=False
-    )
+def test_metrics_go_through_async_log_batch_not_log_metric(store, client, monkeypatch):
+    tracker = MlflowTracker(store, "tests", "batched", flush_every=1000, flush_seconds=3600)
     batch = _Spy(tracker._client.log_batch)
     single = _Spy(tracker._client.log_metric)
     monkeypatch.setattr(tracker._client, "log_batch", batch)
@@ -194,14 +214,13 @@ def test_metrics_go_through_log_batch_not_log_metric(store, client, monkeypatch)
 
     for step in range(1000):  # 3000 values
         tracker.log_metrics({"a": float(step), "b": 2.0 * step, "c": -1.0 * step}, step)
+    assert batch.metric_calls(synchronous=False) == [1000, 1000, 1000]  # while training
     tracker.finish()
 
-    metric_batches = [len(kw.get("metrics", ())) for kw in batch.calls if kw.get("metrics")]
     assert single.calls == []
-    assert sum(metric_batches) == 3000
-    assert 3 <= len(metric_batches) <= 4, metric_batches
-    assert max(metric_batches) <= tracking.MAX_METRICS_PER_BATCH
+    assert batch.metric_calls(synchronous=True) == []  # nothing left for finish to send
     assert len(client.get_metric_history(tracker.run_id, "c")) == 1000
+    assert "sent=3000 values in 3 batches" in repr(tracker)
 
 
 def test_params_are_sent_in_chunks_of_100(store, client, monkeypatch):
@@ -216,73 +235,36 @@ def test_params_are_sent_in_chunks_of_100(store, client, monkeypatch):
 
 
 def test_flush_seconds_sends_without_waiting_for_a_full_buffer(store, monkeypatch):
-    tracker = MlflowTracker(
-        store, "tests", "timed", flush_every=1000, flush_seconds=0.0, direct_sqlite=False
-    )
+    tracker = MlflowTracker(store, "tests", "timed", flush_every=1000, flush_seconds=0.0)
     batch = _Spy(tracker._client.log_batch)
     monkeypatch.setattr(tracker._client, "log_batch", batch)
     for step in range(3):
         tracker.log_metrics({"a": 1.0}, step)
-        _wait_until(lambda: tracker.buffered == 0)  # sent in the background, not at finish
-    assert len(batch.calls) == 3
+        assert batch.metric_calls(synchronous=False) == [1] * (step + 1)  # sent, not at finish
     tracker.finish()
-    assert len(batch.calls) == 3
+    assert batch.metric_calls(synchronous=True) == []
 
 
-# ------------------------------------------------------------------------------------------
-# The background sender
-# ------------------------------------------------------------------------------------------
+def test_log_metrics_does_not_wait_for_a_locked_store(store, client):
+    """While another connection holds SQLite's write lock, logging 5000 values returns (a
+    synchronous write would wait for MLflow's 20 s busy timeout, then fail); finish() stores
+    them all once the lock is gone."""
+    import sqlite3
 
-
-class _ThreadSpy:
-    """Wraps log_batch: records the calling thread (and the test's phase) of metric sends,
-    optionally blocks them until released or fails some of them."""
-
-    def __init__(self, fn, block: bool = False, fail=()):
-        self.fn, self.block, self.fail = fn, block, list(fail)
-        self.calls: list[tuple[threading.Thread, str, int]] = []
-        self.phase = "training"
-        self.entered, self.release = threading.Event(), threading.Event()
-        if not block:
-            self.release.set()
-
-    def __call__(self, *args, **kwargs):
-        metrics = kwargs.get("metrics") or []
-        if metrics:
-            self.calls.append((threading.current_thread(), self.phase, len(metrics)))
-            self.entered.set()
-            assert self.release.wait(30), "the test never released the blocked log_batch"
-            if self.fail:
-                raise self.fail.pop(0)
-        return self.fn(*args, **kwargs)
-
-
-def test_log_metrics_never_sends_on_the_training_thread(store, client, monkeypatch):
-    tracker = MlflowTracker(
-        store, "tests", "async", flush_every=100, flush_seconds=3600, direct_sqlite=False
-    )
-    spy = _ThreadSpy(tracker._client.log_batch, block=True)
-    monkeypatch.setattr(tracker._client, "log_batch", spy)
-    training = threading.current_thread()
-
-    for step in range(1000):  # 5000 values: 50 sends due, the first one blocked in log_batch
-        tracker.log_metrics({f"m{i}": float(step + i) for i in range(5)}, step)
-    # Every log_metrics call returned while the store was blocked: nothing waited for it.
-    assert spy.entered.wait(20)
-    assert not spy.release.is_set() and tracker.buffered == 5000
-    spy.release.set()
-    _wait_until(lambda: tracker.buffered < 100)
-    spy.phase = "finish"
+    tracker = MlflowTracker(store, "tests", "locked", flush_every=1000, flush_seconds=3600)
+    blocker = sqlite3.connect(store[len("sqlite:///") :], isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        for step in range(1000):  # 5 batches handed to MLflow, none of them writable now
+            tracker.log_metrics({f"m{i}": float(step + i) for i in range(5)}, step)
+        assert tracker.buffered == 5000
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
     tracker.finish()
-
-    assert sum(n for _, _, n in spy.calls) == 5000
-    sender = {t for t, phase, _ in spy.calls if phase == "training"}
-    assert len(sender) == 1 and training not in sender, sender
-    (thread,) = sender
-    assert thread.daemon and not thread.is_alive()  # finish() stopped it
-    assert all(t is training for t, phase, _ in spy.calls if phase == "finish")
-    assert max(n for _, _, n in spy.calls) <= tracking.MAX_METRICS_PER_BATCH
-    assert len(client.get_metric_history(tracker.run_id, "m4")) == 1000
+    assert tracker.buffered == 0
+    for i in range(5):
+        assert len(client.get_metric_history(tracker.run_id, f"m{i}")) == 1000
 
 
 def test_finish_stores_every_value_sent_in_the_background(store, client):
@@ -302,48 +284,51 @@ def test_finish_stores_every_value_sent_in_the_background(store, client):
     assert "sent=5000 values" in repr(tracker)
 
 
-def test_transient_background_failure_loses_nothing(store, client, monkeypatch, caplog):
-    tracker = MlflowTracker(
-        store, "tests", "async-retry", flush_every=100, flush_seconds=3600, direct_sqlite=False
-    )
-    locked = RuntimeError("(sqlite3.OperationalError) database is locked")
-    spy = _ThreadSpy(tracker._client.log_batch, fail=[locked])
+def test_failed_async_batch_is_sent_again_during_training(store, client, monkeypatch, caplog):
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
+
+    tracker = MlflowTracker(store, "tests", "async-retry", flush_every=100, flush_seconds=3600)
+    locked = MlflowException("database is locked", error_code=TEMPORARILY_UNAVAILABLE)
+    spy = _Spy(tracker._client.log_batch, fail_async=[locked])
     monkeypatch.setattr(tracker._client, "log_batch", spy)
+    n_sends = mlpx_mlflow.MAX_PENDING_BATCHES + 3  # the first batch is waited for, then resent
     with caplog.at_level("WARNING", logger="mlpx.tracking"):
-        for step in range(300):
-            tracker.log_metrics({"a": float(step), "b": -float(step)}, step)
-        _wait_until(lambda: tracker.buffered == 0)  # retried in the background
-    assert "database is locked" in caplog.text and "retrying" in caplog.text
-    assert threading.current_thread() not in {t for t, _, _ in spy.calls}
+        for step in range(100 * n_sends):
+            tracker.log_metrics({"a": float(step)}, step)
+    assert "database is locked" in caplog.text and "kept for the next send" in caplog.text
+    sent = [
+        {m.step for m in kw["metrics"]}
+        for kw in spy.calls
+        if kw.get("metrics") and kw.get("synchronous") is False
+    ]
+    assert set(range(100)) <= sent[0]  # the batch that failed ...
+    assert any(set(range(100)) <= steps for steps in sent[1:])  # ... went again, in training
     tracker.finish()
-    for key in ("a", "b"):
-        steps = [m.step for m in client.get_metric_history(tracker.run_id, key)]
-        assert sorted(steps) == list(range(300))  # each value exactly once
+    steps = [m.step for m in client.get_metric_history(tracker.run_id, "a")]
+    assert sorted(steps) == list(range(100 * n_sends))  # each value exactly once
 
 
-def test_failed_background_send_keeps_values_for_finish(store, client, monkeypatch, caplog):
-    tracker = MlflowTracker(
-        store, "tests", "async-fail", flush_every=100, flush_seconds=3600, direct_sqlite=False
-    )
-    spy = _ThreadSpy(tracker._client.log_batch, fail=[ValueError("store says no")])
+def test_failed_async_batch_is_kept_for_finish(store, client, monkeypatch, caplog):
+    tracker = MlflowTracker(store, "tests", "async-fail", flush_every=100, flush_seconds=3600)
+    spy = _Spy(tracker._client.log_batch, fail_async=[ValueError("store says no")])
     monkeypatch.setattr(tracker._client, "log_batch", spy)
+    for step in range(60):  # 120 values: one async batch of 100, which fails
+        tracker.log_metrics({"a": float(step), "b": 1.0}, step)
+    assert tracker.buffered == 120
     with caplog.at_level("WARNING", logger="mlpx.tracking"):
-        for step in range(60):  # 120 values: one send due, which fails (not transient)
-            tracker.log_metrics({"a": float(step), "b": 1.0}, step)
-        _wait_until(lambda: "store says no" in caplog.text)
-    assert "kept for the next send" in caplog.text
-    assert tracker.buffered == 120  # back in the buffer, not lost
-    tracker.finish()
+        tracker.finish()
+    assert "store says no" in caplog.text and "kept for the next send" in caplog.text
+    assert spy.metric_calls(synchronous=True) == [120]  # all of it, on the finishing thread
+    assert spy.threads[-1] is threading.current_thread()
     assert client.get_run(tracker.run_id).info.status == "FINISHED"
     history = client.get_metric_history(tracker.run_id, "a")
     assert sorted(m.step for m in history) == list(range(60))
 
 
 def test_flush_raises_and_keeps_values_when_the_store_refuses(store, client, monkeypatch):
-    tracker = MlflowTracker(
-        store, "tests", "flush-fail", flush_every=1000, flush_seconds=3600, direct_sqlite=False
-    )
-    spy = _ThreadSpy(tracker._client.log_batch, fail=[ValueError("refused")])
+    tracker = MlflowTracker(store, "tests", "flush-fail", flush_every=1000, flush_seconds=3600)
+    spy = _Spy(tracker._client.log_batch, fail_sync=[ValueError("refused")])
     monkeypatch.setattr(tracker._client, "log_batch", spy)
     for step in range(10):
         tracker.log_metrics({"a": float(step)}, step)
@@ -356,138 +341,19 @@ def test_flush_raises_and_keeps_values_when_the_store_refuses(store, client, mon
     tracker.finish()
 
 
-# ------------------------------------------------------------------------------------------
-# Metric values written straight into a SQLite store (_SqliteMetricWriter)
-# ------------------------------------------------------------------------------------------
-
-
-def _stored(client, run_id: str, keys) -> tuple[dict, dict]:
-    """Every stored (step, timestamp, value) of each key, and the run's latest values, with
-    NaN spelled out (nan != nan)."""
-
-    def v(x: float):
-        return "nan" if x != x else repr(x)  # strings: sortable, and -0.0 != 0.0
-
-    history = {
-        key: sorted(
-            (m.step, m.timestamp, v(m.value)) for m in client.get_metric_history(run_id, key)
-        )
-        for key in keys
-    }
-    latest = {k: v(x) for k, x in client.get_run(run_id).data.metrics.items()}
-    return history, latest
-
-
-def _send_rows(tracker: MlflowTracker, chunks) -> None:
-    for rows in chunks:  # exact timestamps: straight into the buffer, then one send each
-        with tracker._state.lock:
-            tracker._state.buffer.extend(rows)
-        tracker.flush()
-
-
-def test_direct_sqlite_writes_exactly_what_log_batch_writes(store, client):
-    import random
-
-    nan, inf = float("nan"), float("inf")
-    chunks = [
-        [
-            ("a", 1.0, 1000, 0),
-            ("a", 1.0, 1000, 0),  # identical: stored once
-            ("a", 2.0, 1000, 1),
-            ("a", 0.5, 999, 1),  # same step, older: not the latest
-            ("b", nan, 1000, 0),
-            ("b", 1.0, 1000, 0),
-            ("b", nan, 1000, 0),
-            ("c", inf, 5, 3),
-            ("c", -inf, 5, 3),  # same step and time, smaller: not the latest
-            ("d", 3.0, 10, 5),
-            ("d", 4.0, 10, 2),  # an earlier step later: not the latest
-            ("grad_norm/layer_1", 0.25, 7, 7),
-        ],
-        [
-            ("a", 1.0, 1000, 0),  # identical to a value of the first send: dropped
-            ("a", 9.0, 500, 1),
-            ("d", 1.0, 11, 5),  # same step, newer: the latest
-            ("c", nan, 6, 3),  # a newer NaN becomes the latest
-            ("e", -0.0, 1, 1),
-        ],
-    ]
-    rng = random.Random(0)
-    values = [0.0, 1.0, -1.0, 2.5, nan, inf, -inf]
-    for _ in range(3):
-        chunks.append(
-            [
-                (rng.choice("xyz"), rng.choice(values), rng.randrange(4), rng.randrange(6))
-                for _ in range(200)
-            ]
-        )
-    keys = sorted({row[0] for chunk in chunks for row in chunk})
-    results = []
-    for direct in (True, False):
-        tracker = MlflowTracker(
-            store, "tests", f"direct-{direct}", flush_seconds=3600, direct_sqlite=direct
-        )
-        assert (tracker._state.writer is not None) is direct
-        _send_rows(tracker, chunks)
-        assert (tracker._state.writer is not None) is direct  # never fell back
-        tracker.finish()
-        results.append(_stored(client, tracker.run_id, keys))
-    assert results[0] == results[1]
-    history, latest = results[0]
-    assert len(history["a"]) == 4 and latest["d"] == "1.0" and latest["c"] == "nan"
-
-
-def test_direct_sqlite_skips_log_batch(store, client, monkeypatch):
-    tracker = MlflowTracker(store, "tests", "direct-spy", flush_every=100, flush_seconds=3600)
-    batch = _Spy(tracker._client.log_batch)
-    monkeypatch.setattr(tracker._client, "log_batch", batch)
-    for step in range(500):
-        tracker.log_metrics({"train/loss": 1.0 / (step + 1), "grad_norm/global": 2.0}, step)
+def test_the_default_is_mlflows_public_api(store):
+    tracker = MlflowTracker(store, "tests", "default-path")
+    assert tracker.direct_sqlite is False
     tracker.finish()
-    assert not [kw for kw in batch.calls if kw.get("metrics")]
-    assert len(client.get_metric_history(tracker.run_id, "train/loss")) == 500
-    assert client.get_run(tracker.run_id).data.metrics["train/loss"] == 1.0 / 500
 
 
-def test_direct_sqlite_failure_falls_back_to_log_batch(store, client, monkeypatch, caplog):
-    tracker = MlflowTracker(store, "tests", "direct-broken", flush_every=10**6, flush_seconds=3600)
-    writer = tracker._state.writer
-    assert writer is not None
-
-    def broken(chunk):
-        raise KeyError("no such column")
-
-    monkeypatch.setattr(writer, "write", broken)
-    with caplog.at_level("WARNING", logger="mlpx.tracking"):
-        for step in range(50):
-            tracker.log_metrics({"a": float(step)}, step)
-        tracker.flush()
-    assert "sending them with MLflow's log_batch from now on" in caplog.text
-    assert tracker._state.writer is None
-    tracker.finish()
-    assert sorted(m.step for m in client.get_metric_history(tracker.run_id, "a")) == list(range(50))
-
-
-def test_direct_sqlite_leaves_a_deleted_run_to_mlflow(store, client):
-    tracker = MlflowTracker(store, "tests", "direct-deleted", flush_every=10**6, flush_seconds=3600)
-    tracker.log_metrics({"a": 1.0}, 0)
-    client.delete_run(tracker.run_id)
-    with pytest.raises(Exception, match="must be in the 'active' state"):
-        tracker.flush()  # MLflow's own error, from log_batch
-    assert tracker.buffered == 1  # kept
-    client.restore_run(tracker.run_id)
-    tracker.finish()
-    assert [m.value for m in client.get_metric_history(tracker.run_id, "a")] == [1.0]
-
-
-def test_collected_tracker_flushes_and_stops_its_sender(store, client):
+def test_collected_tracker_sends_its_values_and_ends_killed(store, client):
     tracker = MlflowTracker(store, "tests", "async-abandoned", flush_every=10, flush_seconds=3600)
     for step in range(105):
         tracker.log_metrics({"a": float(step)}, step)
-    state, run_id = tracker._state, tracker.run_id
+    run_id = tracker.run_id
     del tracker
     gc.collect()
-    assert state._thread is not None and not state._thread.is_alive()
     run = client.get_run(run_id)
     assert run.info.status == "KILLED"
     assert len(client.get_metric_history(run_id, "a")) == 105
@@ -526,25 +392,62 @@ def test_exit_hook_flushes_the_sender_before_ending_the_run(store, client, how):
 
 
 def test_transient_errors_are_retried_others_are_not():
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, TEMPORARILY_UNAVAILABLE
+
     calls = []
 
     def flaky():
         calls.append(1)
-        if len(calls) < 3:
-            raise RuntimeError("(sqlite3.OperationalError) database is locked")
+        if len(calls) < 3:  # what MLflow's SQL store raises for a locked database
+            raise MlflowException("database is locked", error_code=TEMPORARILY_UNAVAILABLE)
         return "ok"
 
-    assert tracking._with_retry(flaky, retries=5, base_delay=0.0) == "ok"
+    assert tracking.with_retry(flaky, retries=5, base_delay=0.0) == "ok"
     assert len(calls) == 3
 
     def broken():
         calls.append(1)
-        raise ValueError("Invalid metric name")
+        raise MlflowException("Invalid metric name", error_code=INVALID_PARAMETER_VALUE)
 
     calls.clear()
-    with pytest.raises(ValueError):
-        tracking._with_retry(broken, retries=5, base_delay=0.0)
+    with pytest.raises(MlflowException):
+        tracking.with_retry(broken, retries=5, base_delay=0.0)
     assert len(calls) == 1
+
+
+def _locked_database_error(tmp_path) -> Exception:
+    """A real sqlite3.OperationalError of a locked database (SQLITE_BUSY)."""
+    import sqlite3
+
+    path = tmp_path / "locked.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    other = sqlite3.connect(path, timeout=0.0)
+    try:
+        other.execute("INSERT INTO t VALUES (1)")
+    except sqlite3.OperationalError as e:
+        return e
+    finally:
+        other.close()
+        holder.close()
+    raise AssertionError("the database was not locked")
+
+
+def test_errors_are_classified_by_type_not_text(tmp_path):
+    import sqlalchemy.exc
+
+    busy = _locked_database_error(tmp_path)
+    assert tracking.is_transient(busy)
+    wrapped = sqlalchemy.exc.OperationalError("INSERT ...", {}, busy)
+    assert tracking.is_transient(wrapped)
+    assert tracking.is_transient(ConnectionResetError("reset by peer"))
+    # The same words in an error of no transient type: final (no retry on text alone).
+    assert not tracking.is_transient(RuntimeError("(sqlite3.OperationalError) database is locked"))
+    import sqlite3
+
+    assert not tracking.is_transient(sqlite3.OperationalError("no such table: metrics"))
 
 
 # ------------------------------------------------------------------------------------------
@@ -648,7 +551,7 @@ def test_unreachable_server_fails_fast_with_the_uri():
     assert time.perf_counter() - start < 10
     message = str(info.value)
     assert "http://127.0.0.1:9" in message
-    assert "cannot be reached" in message and "mlflow server" in message
+    assert "cannot be reached (connection refused)" in message and "mlflow server" in message
 
 
 def test_unreachable_server_fails_fast_in_the_tracker_too():

@@ -321,7 +321,7 @@ LOGGER: dict[str, Param] = {
     "run_name": Param(Optional(Text("a run name")), None, "null: what varies"),
     "log_grad_norms": Param(Flag(), True, "per-layer gradient norms every log_every_n_steps"),
     "log_figures": Param(Flag(), True, "learning curves and analysis figures"),
-    "direct_sqlite": Param(Flag(), True, "metric values straight into a SQLite store's tables"),
+    "direct_sqlite": Param(Flag(), False, "opt-in: metric values straight into SQLite's tables"),
 }
 
 
