@@ -42,7 +42,7 @@ def train(uri: str, *overrides: str) -> float:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> str:
     """One SQLite store holding a tiny version of each of the three studies."""
-    folder = tmp_path_factory.mktemp("studies_b")
+    folder = tmp_path_factory.mktemp("studies_width_init_backends")
     uri = f"sqlite:///{folder}/mlflow.db"
     mp = pytest.MonkeyPatch()
     mp.chdir(folder)  # the runs' checkpoints/ folder goes here

@@ -22,7 +22,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from mlpx.app.report import ReportError, mean_std, study_runs
+from mlpx.app.report import ReportError, study_runs
+from mlpx.app.summary import mean_std
 
 EXPERIMENT = "study_backends"
 COMMAND = (

@@ -33,7 +33,7 @@ STUDY = {
     "widths": [128, 64],
     "activation": "relu",
     "init": "glorot_uniform",
-    "optimizer": {"name": "adam", "lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8},
+    "optimizer": {"name": "adam", "lr": 1e-3, "betas": [0.9, 0.999], "eps": 1e-8},
     "batch_size": 32,
     "log_every_n_steps": 50,
 }
@@ -62,38 +62,42 @@ class EpochClock:
         return [b - a for a, b in itertools.pairwise(ends)]
 
 
-def train_once(spec: str, epochs: int, seed: int) -> dict[str, Any]:
-    """One run of the study on ``spec`` = ``backend:device:dtype``; its history and times."""
-    from mlpx.data import load_dataset
-    from mlpx.nn.model import MLP
-    from mlpx.nn.optim import make_optimizer
-    from mlpx.train import EarlyStopping, TrainerSettings, fit
+def study_settings(spec: str, epochs: int, seed: int) -> Any:
+    """The study's settings for ``spec`` = ``backend:device:dtype``, checked by
+    :mod:`mlpx.app.config` (every key not in ``STUDY`` gets its declared default)."""
+    from mlpx.app import config
 
     backend, device, dtype = spec.split(":")
-    data = load_dataset(STUDY["dataset"], seed=0)
-    rng = np.random.default_rng(seed)
-    hidden = [STUDY["activation"]] * len(STUDY["widths"])
-    model = MLP(
-        [data.n_features, *STUDY["widths"], data.n_classes],
-        activations=[*hidden, "linear"],
-        init=STUDY["init"],
-        dtype=dtype,
-        rng=rng,
-        backend=backend,
-        device=device,
+    return config.Settings(
+        model=config.model_settings(
+            {"widths": STUDY["widths"], "activation": STUDY["activation"], "init": STUDY["init"]}
+        ),
+        optimizer=config.optimizer_settings(STUDY["optimizer"]),
+        dataset=config.dataset_settings({"name": STUDY["dataset"], "seed": 0}),
+        backend=config.backend_settings({"name": backend, "device": device, "dtype": dtype}),
+        trainer=config.trainer_settings(
+            {
+                "epochs": epochs,
+                "batch_size": STUDY["batch_size"],
+                "seed": seed,
+                "log_every_n_steps": STUDY["log_every_n_steps"],
+                "early_stopping": {"patience": 0},
+                "progress": "false",
+            }
+        ),
+        logger=config.logger_settings({"name": "none"}),
     )
-    opt = dict(STUDY["optimizer"])
-    optimizer = make_optimizer(opt.pop("name"), **opt)
-    cfg = TrainerSettings(
-        epochs=epochs,
-        batch_size=STUDY["batch_size"],
-        seed=seed,
-        log_every_n_steps=STUDY["log_every_n_steps"],
-        early_stopping=EarlyStopping(patience=0),
-        progress="false",
-    )
+
+
+def train_once(spec: str, epochs: int, seed: int) -> dict[str, Any]:
+    """One run of the study on ``spec`` = ``backend:device:dtype``; its history and times."""
+    from mlpx.app.build import build
+    from mlpx.train import fit
+
+    settings = study_settings(spec, epochs, seed)
+    built = build(settings)  # backend, data, the seed's Generator, network, optimizer
     clock = EpochClock()
-    result = fit(model, optimizer, data, cfg, clock, rng=rng)
+    result = fit(built.model, built.optimizer, built.data, settings.trainer, clock, rng=built.rng)
     secs = clock.epoch_seconds()
     hist = clock.inner.metrics
     return {

@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from mlpx.app.report import ReportError, mean_std, study_runs
+from mlpx.app.report import ReportError, study_runs
+from mlpx.app.summary import mean_std
 
 EXPERIMENT = "study_linear"
 HERE = Path(__file__).resolve().parent
@@ -79,8 +80,8 @@ def curve(client: Any, run_id: str, key: str) -> list[float]:
 def analyse(client: Any, runs: list[Any], data: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """(one record per run: depth, lr, seed, accuracy, the composed map's comparisons;
     the fitted logistic regressions)."""
+    from mlpx.app.build import build_model, run_settings
     from mlpx.checkpoint import load_checkpoint
-    from mlpx.nn.model import MLP
 
     lr = logistic_regressions(data)
     lr_inf, lr_l2 = lr["LogisticRegression(C=inf)"], lr["LogisticRegression(C=1)"]
@@ -93,7 +94,7 @@ def analyse(client: Any, runs: list[Any], data: Any) -> tuple[list[dict[str, Any
             except Exception as exc:
                 raise StudyError(f"run {rid} has no checkpoints/last.npz ({exc})") from None
             state = load_checkpoint(path).model
-            net = MLP([int(s) for s in state["sizes"]], activations=list(state["activations"]))
+            net = build_model(run_settings(client, rid), data)  # as the run built it
             net.load_state_dict(state)
             if set(net.activations) != {"linear"}:
                 raise StudyError(f"run {rid} is not all-linear: {net.activations}")
@@ -252,15 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     uri = args.tracking_uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
     try:
         client, runs = study_runs(uri, args.experiment, hint=HINT)
-        from mlpx.data import load_dataset
+        from mlpx.app.build import build_dataset, run_settings
 
-        params = runs[0].data.params
-        data = load_dataset(
-            "digits",
-            val_size=float(params.get("dataset.val_size", 0.15)),
-            test_size=float(params.get("dataset.test_size", 0.15)),
-            seed=int(params.get("dataset.seed", 0)),
-        )
+        data = build_dataset(run_settings(client, runs[0].info.run_id))  # the runs' split
         records, lr = analyse(client, runs, data)
     except ReportError as exc:
         print(f"make_table: error: {exc}", file=sys.stderr)

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from mlpx.app.report import ReportError, mean_std, study_runs
+from mlpx.app.report import ReportError, study_runs
+from mlpx.app.summary import mean_std
 
 EXPERIMENT = "study_optimizers"
 HERE = Path(__file__).resolve().parent

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from mlpx.app.report import ReportError, mean_std, study_runs
+from mlpx.app.report import ReportError, study_runs
+from mlpx.app.summary import mean_std
 
 EXPERIMENT = "study_vanishing"
 HERE = Path(__file__).resolve().parent

@@ -18,7 +18,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from mlpx.app.report import ReportError, mean_std, study_runs
+from mlpx.app.report import ReportError, study_runs
+from mlpx.app.summary import mean_std
 
 EXPERIMENT = "study_width_depth"
 COMMAND = (
@@ -62,12 +63,9 @@ def boundary_figures(client: Any, runs: list[Any], folder: Path, seed: str = "0"
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
-    import yaml
 
-    from mlpx.app.config import settings_from_dict
+    from mlpx.app.build import build_dataset, build_model, run_settings
     from mlpx.checkpoint import load_checkpoint
-    from mlpx.data import load_dataset
-    from mlpx.nn.model import MLP
 
     chosen = {key(r): r for r in runs if r.data.params["trainer.seed"] == seed}
     written = []
@@ -86,34 +84,18 @@ def boundary_figures(client: Any, runs: list[Any], folder: Path, seed: str = "0"
                 run = chosen.get((name, depth, width))
                 if run is None:
                     continue
+                settings = run_settings(client, run.info.run_id)  # as the run built it
                 with tempfile.TemporaryDirectory() as tmp:
-                    cfg = yaml.safe_load(
-                        Path(
-                            client.download_artifacts(run.info.run_id, "config/config.yaml", tmp)
-                        ).read_text()
-                    )
                     ckpt = load_checkpoint(
                         client.download_artifacts(run.info.run_id, "checkpoints/last.npz", tmp)
                     )
-                s = settings_from_dict(cfg)
                 if data is None:
-                    ds = s.dataset
-                    data = load_dataset(
-                        ds.name,
-                        val_size=ds.val_size,
-                        test_size=ds.test_size,
-                        seed=ds.seed,
-                        standardize=ds.standardize,
-                        **ds.params,
-                    )
+                    data = build_dataset(settings)
                     X = data.X_test
                     (x0, y0), (x1, y1) = X.min(axis=0) - 0.5, X.max(axis=0) + 0.5
                     gx, gy = np.meshgrid(np.linspace(x0, x1, 150), np.linspace(y0, y1, 150))
                     grid = np.column_stack([gx.ravel(), gy.ravel()])
-                net = MLP(
-                    s.model.sizes(data.n_features, data.n_classes),
-                    activations=s.model.activations,
-                )
+                net = build_model(settings, data)
                 net.load_state_dict(ckpt.model)
                 pred = np.asarray(net.predict(grid)).reshape(gx.shape)
                 ax.contourf(gx, gy, pred, levels=[-0.5, 0.5, 1.5], colors=["#9ecae1", "#fdae6b"])
