@@ -201,163 +201,233 @@ def fit(
     (checked every step on NumPy; on other backends at each logging step and epoch end, so
     that a GPU never waits for the host in between).
     """
-    tracker = tracker or NullTracker()
-    rng = rng if rng is not None else np.random.default_rng(cfg.seed)
-    es = cfg.early_stopping
-    show = _show_progress(cfg.progress)
-    st = resume if resume is not None else TrainState()
-    result = FitResult(history=st.history)
-    hist = result.history
+    loop = _Loop(model, optimizer, data, cfg, tracker or NullTracker(), resume or TrainState())
+    loop.rng = rng if rng is not None else np.random.default_rng(cfg.seed)
+    loop.clip_norm, loop.log_grad_norms = clip_norm, log_grad_norms
+    loop.health_metrics, loop.checkpointer, loop.stop = health_metrics, checkpointer, stop
+    return loop.run()
 
-    def log(metrics: dict[str, float], step: int) -> None:
+
+class _Loop:
+    """The state of one :func:`fit` call and its three parts: an epoch of steps
+    (:meth:`epoch`), the logging of steps and epochs (:meth:`log_step`, :meth:`log`), and
+    early stopping with the final evaluation (:meth:`early_stop`, :meth:`finish`)."""
+
+    def __init__(
+        self,
+        model: MLP,
+        optimizer: Optimizer,
+        data: Dataset,
+        cfg: TrainerSettings,
+        tracker: Tracker,
+        st: TrainState,
+    ) -> None:
+        self.model, self.optimizer, self.data, self.cfg, self.tracker = (
+            model,
+            optimizer,
+            data,
+            cfg,
+            tracker,
+        )
+        self.st = st
+        self.result = FitResult(history=st.history)
+        self.rng: np.random.Generator = np.random.default_rng(cfg.seed)
+        self.clip_norm: float | None = None
+        self.log_grad_norms = True
+        self.health_metrics = False
+        self.checkpointer: Checkpointer | None = None
+        self.stop: StopRequest | None = None
+        # Data are checked and moved to the model's device and dtype once, not per batch.
+        self.fast = is_numpy(model.xp)
+        self.X_train, self.y_train = model.check_data(data.X_train, data.y_train)
+        self.has_val = data.X_val.shape[0] > 0
+        self.X_val, self.y_val = (
+            model.check_data(data.X_val, data.y_val) if self.has_val else (None, None)
+        )
+        es = cfg.early_stopping
+        monitor_needs_val = es.monitor.startswith("val/") or cfg.objective.startswith("val/")
+        if (es.patience or monitor_needs_val) and not self.has_val:
+            raise ValueError(
+                "dataset.val_size is 0 but trainer.early_stopping.monitor or trainer.objective "
+                "uses val/ metrics: set dataset.val_size > 0 or monitor a train/ metric"
+            )
+        self.stepper = make_step(model, optimizer)
+
+    # ---------------------------------------------------------------- the run
+    def run(self) -> FitResult:
+        cfg, st, result = self.cfg, self.st, self.result
+        start = time.perf_counter()
+        result.stopped_early = st.stopped
+        # Overflow and NaN are caught by the divergence guard with one clear line; NumPy's
+        # own warnings about them would only add noise.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            for epoch in range(st.epoch + 1, 0 if st.stopped else cfg.epochs + 1):
+                t0 = time.perf_counter()
+                metrics = self.epoch(epoch)
+                evaluate = epoch % cfg.eval_every == 0 or epoch == cfg.epochs
+                if evaluate and self.has_val:
+                    val_loss, val_acc = self.model.evaluate(self.X_val, self.y_val, validate=False)
+                    metrics.update({"val/loss": val_loss, "val/accuracy": val_acc})
+                self.log(metrics, st.step)
+                st.epoch = epoch
+                self.show(epoch, metrics, time.perf_counter() - t0)
+                stopping = self.early_stop(epoch, metrics) if evaluate else False
+                st.stopped = stopping
+                last = stopping or epoch == cfg.epochs
+                if self.checkpointer is not None and (self.checkpointer.due(epoch) or last):
+                    self.checkpointer.save(self.model, self.optimizer, self.rng, st)
+                if stopping:
+                    result.stopped_early = True
+                    break
+        return self.finish(start)
+
+    def epoch(self, epoch: int) -> dict[str, float]:
+        """One epoch of mini-batch steps (or the rest of one, on resume); returns the
+        epoch's ``train/loss``, ``train/accuracy``, ``epoch`` and ``lr``."""
+        cfg, st, fast = self.cfg, self.st, self.fast
+        n = self.X_train.shape[0]
+        if st.pending:  # resuming inside an epoch: its order and sums were saved
+            batches, sums = st.pending, st.sums
+        else:
+            batches = list(iterate_minibatches(n, cfg.batch_size, self.rng, cfg.shuffle))
+            sums = {"loss": 0.0, "correct": 0.0, "window_loss": 0.0, "window_steps": 0.0}
+        st.pending, st.sums = [], {}
+        # Sums stay on the device (0-d arrays) until they are logged.
+        epoch_loss, epoch_correct = sums["loss"], int(sums["correct"])
+        window_loss, window_steps = sums["window_loss"], int(sums["window_steps"])
+        if not fast:  # the epoch's order goes to the device once, then is sliced there
+            order = self.model.backend.asarray(np.concatenate(batches))
+            ends = np.cumsum([len(idx) for idx in batches]).tolist()
+        for b, idx in enumerate(batches):
+            rows = idx if fast else order[ends[b] - len(idx) : ends[b]]
+            loss, correct, g = self.stepper.train_batch(self.X_train, self.y_train, rows)
+            step = st.step + 1
+            if fast and not math.isfinite(loss):
+                raise _diverged(epoch, step, "train/loss", float(loss), self.optimizer.lr)
+            epoch_correct = epoch_correct + correct
+            epoch_loss = epoch_loss + loss * len(idx)
+            window_loss = window_loss + loss
+            window_steps += 1
+            log_now = step % cfg.log_every_n_steps == 0
+            norms = _grad_norms(g) if (log_now and self.log_grad_norms) else None
+            # The health metrics read this batch's forward cache and need W before the step.
+            before = health.weight_snapshot(self.model) if log_now and self.health_metrics else None
+            if self.clip_norm is not None:
+                total = clip_grad_norm(g.parameters(), self.clip_norm)
+                if not math.isfinite(total):
+                    raise _diverged(epoch, step, "the gradient norm", total, self.optimizer.lr)
+            self.stepper.update()
+            st.step = step
+            if log_now:
+                window = float(window_loss) / window_steps
+                # On an epoch's last step the epoch mean is train/loss at this step.
+                self.log_step(epoch, step, window, b == len(batches) - 1, norms, g, before)
+                window_loss, window_steps = 0.0, 0
+            if self.stop is not None and self.stop.signum is not None:
+                st.pending = batches[b + 1 :]
+                st.sums = {
+                    "loss": float(epoch_loss),
+                    "correct": float(epoch_correct),
+                    "window_loss": float(window_loss),
+                    "window_steps": float(window_steps),
+                }
+                st.epoch = epoch - 1
+                path = (
+                    self.checkpointer.save(self.model, self.optimizer, self.rng, st)
+                    if self.checkpointer
+                    else None
+                )
+                raise Interrupted(self.stop.signum, epoch, step, path)
+        epoch_loss = float(epoch_loss) / n
+        if not math.isfinite(epoch_loss):
+            raise _diverged(epoch, st.step, "train/loss", epoch_loss, self.optimizer.lr)
+        return {
+            "train/loss": epoch_loss,
+            "train/accuracy": int(epoch_correct) / n,
+            "epoch": float(epoch),
+            "lr": float(self.optimizer.lr),
+        }
+
+    # ---------------------------------------------------------------- logging
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        """Record ``metrics`` at ``step`` in the history and send them to the tracker."""
+        hist = self.result.history
         for k, v in metrics.items():
             hist.setdefault(k, []).append((step, v))
-        tracker.log_metrics(metrics, step=step)
+        self.tracker.log_metrics(metrics, step=step)
 
-    # Data are checked and moved to the model's device and dtype once, not per batch.
-    xp, backend = model.xp, model.backend
-    fast = is_numpy(xp)
-    X_train, y_train = model.check_data(data.X_train, data.y_train)
-    has_val = data.X_val.shape[0] > 0
-    X_val, y_val = model.check_data(data.X_val, data.y_val) if has_val else (None, None)
-    monitor_needs_val = es.monitor.startswith("val/") or cfg.objective.startswith("val/")
-    if (es.patience or monitor_needs_val) and not has_val:
-        raise ValueError(
-            "dataset.val_size is 0 but trainer.early_stopping.monitor or trainer.objective "
-            "uses val/ metrics: set dataset.val_size > 0 or monitor a train/ metric"
+    def log_step(
+        self,
+        epoch: int,
+        step: int,
+        window: float,
+        last_batch: bool,
+        norms: dict[str, float] | None,
+        g: Gradients,
+        before: Any,
+    ) -> None:
+        """Every ``log_every_n_steps``: the window's ``train/loss``, the gradient norms and
+        (optionally) the health metrics; a non-finite value stops the run."""
+        lr = self.optimizer.lr
+        if not math.isfinite(window):
+            raise _diverged(epoch, step, "train/loss", window, lr)
+        metrics = {} if last_batch else {"train/loss": window}
+        if norms is not None:
+            if not math.isfinite(norms["grad_norm/global"]):
+                raise _diverged(epoch, step, "the gradient norm", norms["grad_norm/global"], lr)
+            metrics.update(norms)
+        if before is not None:
+            metrics.update(health.health_metrics(self.model, g, before=before))
+        self.log(metrics, step)
+
+    def show(self, epoch: int, metrics: dict[str, float], seconds: float) -> None:
+        """The epoch's line on stderr when ``trainer.progress`` asks for it."""
+        if not _show_progress(self.cfg.progress):
+            return
+        shown = "  ".join(
+            f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith(("train/", "val/"))
         )
+        print(f"epoch {epoch:>3}/{self.cfg.epochs}  {shown}  {seconds:.2f}s", file=sys.stderr)
 
-    stepper = make_step(model, optimizer)
-    n = X_train.shape[0]
-    start = time.perf_counter()
-    result.stopped_early = st.stopped
-    # Overflow and NaN are caught by the divergence guard with one clear line; NumPy's own
-    # warnings about them would only add noise.
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        for epoch in range(st.epoch + 1, 0 if st.stopped else cfg.epochs + 1):
-            t0 = time.perf_counter()
-            if st.pending:  # resuming inside an epoch: its order and sums were saved
-                batches, sums = st.pending, st.sums
-            else:
-                batches = list(iterate_minibatches(n, cfg.batch_size, rng, cfg.shuffle))
-                sums = {"loss": 0.0, "correct": 0.0, "window_loss": 0.0, "window_steps": 0.0}
-            st.pending, st.sums = [], {}
-            # Sums stay on the device (0-d arrays) until they are logged.
-            epoch_loss, epoch_correct = sums["loss"], int(sums["correct"])
-            window_loss, window_steps = sums["window_loss"], int(sums["window_steps"])
-            if not fast:  # the epoch's order goes to the device once, then is sliced there
-                order = backend.asarray(np.concatenate(batches))
-                ends = np.cumsum([len(idx) for idx in batches]).tolist()
-            for b, idx in enumerate(batches):
-                rows = idx if fast else order[ends[b] - len(idx) : ends[b]]
-                loss, correct, g = stepper.train_batch(X_train, y_train, rows)
-                step = st.step + 1
-                if fast and not math.isfinite(loss):
-                    raise _diverged(epoch, step, "train/loss", float(loss), optimizer.lr)
-                epoch_correct = epoch_correct + correct
-                epoch_loss = epoch_loss + loss * len(idx)
-                window_loss = window_loss + loss
-                window_steps += 1
-                log_now = step % cfg.log_every_n_steps == 0
-                norms = _grad_norms(g) if (log_now and log_grad_norms) else None
-                # The health metrics read this batch's forward cache and need W before the step.
-                before = health.weight_snapshot(model) if (log_now and health_metrics) else None
-                if clip_norm is not None:
-                    total = clip_grad_norm(g.parameters(), clip_norm)
-                    if not math.isfinite(total):
-                        raise _diverged(epoch, step, "the gradient norm", total, optimizer.lr)
-                stepper.update()
-                st.step = step
-                if log_now:
-                    window = float(window_loss) / window_steps
-                    if not math.isfinite(window):
-                        raise _diverged(epoch, step, "train/loss", window, optimizer.lr)
-                    # On an epoch's last step the epoch mean below is train/loss at this step.
-                    last_batch = b == len(batches) - 1
-                    metrics = {} if last_batch else {"train/loss": window}
-                    if norms is not None:
-                        if not math.isfinite(norms["grad_norm/global"]):
-                            raise _diverged(
-                                epoch,
-                                step,
-                                "the gradient norm",
-                                norms["grad_norm/global"],
-                                optimizer.lr,
-                            )
-                        metrics.update(norms)
-                    if before is not None:
-                        metrics.update(health.health_metrics(model, g, before=before))
-                    log(metrics, step)
-                    window_loss, window_steps = 0.0, 0
-                if stop is not None and stop.signum is not None:
-                    st.pending = batches[b + 1 :]
-                    st.sums = {
-                        "loss": float(epoch_loss),
-                        "correct": float(epoch_correct),
-                        "window_loss": float(window_loss),
-                        "window_steps": float(window_steps),
-                    }
-                    st.epoch = epoch - 1
-                    path = checkpointer.save(model, optimizer, rng, st) if checkpointer else None
-                    raise Interrupted(stop.signum, epoch, step, path)
-            epoch_loss = float(epoch_loss) / n
-            if not math.isfinite(epoch_loss):
-                raise _diverged(epoch, st.step, "train/loss", epoch_loss, optimizer.lr)
-            metrics = {
-                "train/loss": epoch_loss,
-                "train/accuracy": int(epoch_correct) / n,
-                "epoch": float(epoch),
-                "lr": float(optimizer.lr),
-            }
-            evaluate = epoch % cfg.eval_every == 0 or epoch == cfg.epochs
-            if evaluate and has_val:
-                val_loss, val_acc = model.evaluate(X_val, y_val, validate=False)
-                metrics.update({"val/loss": val_loss, "val/accuracy": val_acc})
-            log(metrics, st.step)
-            st.epoch = epoch
-            if show:
-                shown = "  ".join(
-                    f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith(("train/", "val/"))
-                )
-                print(
-                    f"epoch {epoch:>3}/{cfg.epochs}  {shown}  {time.perf_counter() - t0:.2f}s",
-                    file=sys.stderr,
-                )
-            stopping = False
-            if evaluate and es.monitor in metrics:
-                value = metrics[es.monitor]
-                if _improved(value, st.best, es.mode, es.min_delta):
-                    st.best, st.waited, st.best_epoch = value, 0, epoch
-                    if es.patience and es.restore_best:
-                        st.best_params = [xp.asarray(p, copy=True) for p in model.parameters()]
-                else:
-                    st.waited += 1
-                    stopping = bool(es.patience and st.waited >= es.patience)
-            st.stopped = stopping
-            last = stopping or epoch == cfg.epochs
-            if checkpointer is not None and (checkpointer.due(epoch) or last):
-                checkpointer.save(model, optimizer, rng, st)
-            if stopping:
-                result.stopped_early = True
-                break
-    result.epochs_run, result.steps, result.best_epoch = st.epoch, st.step, st.best_epoch
-    final: dict[str, float] = {}
-    if result.stopped_early and st.best_params is not None:
-        for p, saved in zip(model.parameters(), st.best_params):
-            p[...] = saved if fast else backend.asarray(saved)
-        if has_val:  # the objective below must describe the restored weights
-            final["val/loss"], final["val/accuracy"] = model.evaluate(X_val, y_val, validate=False)
-        if checkpointer is not None:  # the last checkpoint holds the weights that are tested
-            checkpointer.save(model, optimizer, rng, st)
-    result.seconds = time.perf_counter() - start
+    # ---------------------------------------------------------------- early stopping
+    def early_stop(self, epoch: int, metrics: dict[str, float]) -> bool:
+        """Track the best ``monitor`` value (and weights); True when patience ran out."""
+        es, st = self.cfg.early_stopping, self.st
+        if es.monitor not in metrics:
+            return False
+        value = metrics[es.monitor]
+        if _improved(value, st.best, es.mode, es.min_delta):
+            st.best, st.waited, st.best_epoch = value, 0, epoch
+            if es.patience and es.restore_best:
+                xp = self.model.xp
+                st.best_params = [xp.asarray(p, copy=True) for p in self.model.parameters()]
+            return False
+        st.waited += 1
+        return bool(es.patience and st.waited >= es.patience)
 
-    if data.X_test.shape[0] > 0:
-        test_loss, test_acc = model.evaluate(data.X_test, data.y_test)
-        result.test = {"test/loss": test_loss, "test/accuracy": test_acc}
-        log(result.test, st.step)
-    final.update(result.test)
-    result.objective = final.get(cfg.objective, result.last(cfg.objective))
-    return result
+    def finish(self, start: float) -> FitResult:
+        """Restore the best weights after an early stop, test, and fill the result."""
+        st, result, model = self.st, self.result, self.model
+        result.epochs_run, result.steps, result.best_epoch = st.epoch, st.step, st.best_epoch
+        final: dict[str, float] = {}
+        if result.stopped_early and st.best_params is not None:
+            for p, saved in zip(model.parameters(), st.best_params):
+                p[...] = saved if self.fast else model.backend.asarray(saved)
+            if self.has_val:  # the objective below must describe the restored weights
+                final["val/loss"], final["val/accuracy"] = model.evaluate(
+                    self.X_val, self.y_val, validate=False
+                )
+            if self.checkpointer is not None:  # the last checkpoint holds the tested weights
+                self.checkpointer.save(model, self.optimizer, self.rng, st)
+        result.seconds = time.perf_counter() - start
+        data = self.data
+        if data.X_test.shape[0] > 0:
+            test_loss, test_acc = model.evaluate(data.X_test, data.y_test)
+            result.test = {"test/loss": test_loss, "test/accuracy": test_acc}
+            self.log(result.test, st.step)
+        final.update(result.test)
+        result.objective = final.get(self.cfg.objective, result.last(self.cfg.objective))
+        return result
 
 
 def summary(result: FitResult) -> dict[str, Any]:

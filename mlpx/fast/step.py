@@ -32,23 +32,13 @@ from typing import Any
 import numpy as np
 
 from mlpx.fast import kernels
-from mlpx.fast.optim import FlatOptimizer
+from mlpx.fast.optim import FlatOptimizer, flat_views
 from mlpx.nn.activations import relu
 from mlpx.nn.model import MLP, ForwardCache, Gradients
 from mlpx.nn.optim import Optimizer
 
 #: Batch sizes whose buffers are kept (the batch size, the last short batch, ...).
 MAX_WORKSPACES = 3
-
-
-def flat_views(flat: np.ndarray, shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
-    """Consecutive C-order views of the 1-d ``flat`` with the given shapes."""
-    views, start = [], 0
-    for shape in shapes:
-        stop = start + math.prod(shape)
-        views.append(flat[start:stop].reshape(shape))
-        start = stop
-    return views
 
 
 class CrossEntropyBuffers:
