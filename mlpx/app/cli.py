@@ -344,23 +344,22 @@ def resolve_resume(value: str, settings: Settings) -> Any:
     # An MLflow run id: its last checkpoint artifact.
     import tempfile
 
-    from mlpx.tracking import TrackingError, check_tracking_uri
+    from mlpx.tracking import check_tracking_uri
 
     if settings.logger.name == "none":
         raise CheckpointError(
             f"trainer.resume={value} looks like an MLflow run id, but logger=none: give a "
             "checkpoint path or use logger=mlflow"
         )
-    try:
-        from mlflow.tracking import MlflowClient
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
 
-        uri = check_tracking_uri(settings.logger.tracking_uri)
+    uri = check_tracking_uri(settings.logger.tracking_uri)  # TrackingError: a dead store
+    try:
         local = MlflowClient(uri).download_artifacts(
             value, "checkpoints/last.npz", tempfile.mkdtemp(prefix="mlpx-resume-")
         )
-    except TrackingError:
-        raise
-    except Exception as exc:
+    except (MlflowException, OSError) as exc:  # no such run, or no such artifact
         raise CheckpointError(
             f"trainer.resume={value}: no checkpoint of that run in the tracking store "
             f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
@@ -375,13 +374,14 @@ def _reachable_run(checkpoint: Any, settings: Settings) -> str | None:
     run_id = checkpoint.meta.get("run_id")
     if not run_id or settings.logger.name == "none":
         return None
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from mlpx.tracking import TrackingError, check_tracking_uri
+
     try:
-        from mlflow.tracking import MlflowClient
-
-        from mlpx.tracking import check_tracking_uri
-
         MlflowClient(check_tracking_uri(settings.logger.tracking_uri)).get_run(run_id)
-    except Exception:
+    except (MlflowException, TrackingError, OSError):
         return None  # another store, or deleted: the resumed run gets a new MLflow run
     return run_id
 

@@ -145,6 +145,8 @@ def parent_summary(
     stopped: bool = False,
 ) -> SweepSummary:
     """The summary of a sweep's parent run: its children plus ``extra_run_ids`` (reused)."""
+    from mlflow.exceptions import MlflowException
+
     parent = client.get_run(parent_run_id)
     runs = children_of(client, parent)
     seen = {r.info.run_id for r in runs}
@@ -153,7 +155,7 @@ def parent_summary(
         if rid not in seen:
             try:
                 runs.append(client.get_run(rid))
-            except Exception:  # deleted since: nothing to show
+            except MlflowException:  # deleted since: nothing to show
                 continue
             seen.add(rid)
     if keys is None:
@@ -303,9 +305,11 @@ def report(args: argparse.Namespace) -> SweepSummary:
     uri, client = _store(args.tracking_uri)
     group = True if args.group_by_seed else None
     if args.parent:
+        from mlflow.exceptions import MlflowException
+
         try:
             client.get_run(args.parent)
-        except Exception:
+        except MlflowException:  # no such run (or not a run id)
             raise ReportError(
                 f"no run {args.parent} in {uri}: copy the parent run id from the MLflow UI or "
                 "from the line `mlpx: sweep parent run ...` of the sweep"

@@ -36,6 +36,7 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from mlpx.app.summary import (
     CONFIG_HASH_TAG,
@@ -280,11 +281,11 @@ def sweep_hash(config: DictConfig, overrides: list[str], experiment: str) -> str
     keys = [str(k) for k in config.keys() if k != "hydra"]
     try:
         base = OmegaConf.to_container(OmegaConf.masked_copy(config, keys), resolve=True)
-    except Exception:  # an interpolation that only resolves in the jobs
+    except OmegaConfBaseException:  # an interpolation that only resolves in the jobs
         base = OmegaConf.to_container(OmegaConf.masked_copy(config, keys), resolve=False)
     try:
         sweeper = OmegaConf.to_container(config.hydra.sweeper, resolve=True)
-    except Exception:
+    except OmegaConfBaseException:
         sweeper = OmegaConf.to_container(config.hydra.sweeper, resolve=False)
     task = sorted(o for o in overrides if not _excluded(o.split("=", 1)[0].lstrip("+~")))
     ident = {
