@@ -6,6 +6,15 @@ The public API::
     net = MLP([64, 128, 64, 10], activations="relu", seed=0)
     loss, g = net.loss_and_grads(X, y)
     make_optimizer("adam", lr=1e-3).step(net.parameters(), g.parameters())
+
+The layers (arrows point down only; DESIGN.md):
+
+    mlpx.app        the commands: cli (Hydra), config, sweep, report, build
+    mlpx.train      fit: epochs of steps, logging, early stopping (talks to a Tracker)
+    mlpx.data, mlpx.checkpoint, mlpx.analysis, mlpx.tracking
+    mlpx.fast       the NumPy hot path (FastStep, FlatOptimizer, Numba kernels)
+    mlpx.nn         the lecture: MLP, activations, losses, init, optim, schedules
+    mlpx.backend, mlpx.checks   array namespaces; parameter constraints
 """
 
 from mlpx.nn.activations import ACTIVATIONS, Activation
