@@ -46,6 +46,7 @@ from mlpx.checks import (
 
 __all__ = [
     "DATASETS",
+    "DATASET_NAME",
     "DATASET_PARAMS",
     "SPLIT_PARAMS",
     "Dataset",
@@ -157,6 +158,9 @@ DATASETS: dict[str, dict[str, Param]] = {
     },
 }
 
+#: ``dataset.name``: which loader.
+DATASET_NAME = Param(Choice(tuple(sorted(DATASETS))), doc="the dataset", required=True)
+
 #: Dataset name -> its own parameters' defaults.
 DATASET_PARAMS: dict[str, dict[str, Any]] = {k: defaults_of(v) for k, v in DATASETS.items()}
 
@@ -227,7 +231,7 @@ def check_dataset_params(
     (``dataset.noise must be a non-negative finite number, got -1``). ``extra``: further
     keys the caller handles (listed as accepted when a key is unknown). Imports nothing heavy.
     """
-    name = Choice(tuple(sorted(DATASETS))).check("dataset.name", name)
+    name = DATASET_NAME.check("dataset.name", name)
     given = {k: v for k, v in params.items() if k not in extra}
     what = f"parameter of {name!r}"
     checked = check_params(what, DATASETS[name], given, prefix="dataset.", extra=extra)

@@ -114,7 +114,7 @@ BAD = [
     (["optimizer.schedule.name=cosinus"], r"^optimizer\.schedule must be one of"),
     (
         ["optimizer.clip_norm=0"],
-        r"^optimizer\.clip_norm must be a positive finite number, got 0$",
+        r"^optimizer\.clip_norm must be a positive finite number or null, got 0$",
     ),
     (["optimizer=sgd", "optimizer.nesterov=true"], r"^optimizer\.nesterov"),
     (["dataset.name=mnist"], r"^dataset\.name must be one of blobs, .*got 'mnist'$"),
@@ -288,3 +288,15 @@ def test_a_backend_that_is_not_there_is_reported_when_the_run_builds() -> None:
         return
     with pytest.raises(ValueError, match=r"^(backend 'cupy' needs CuPy: pip install|no CUDA)"):
         build_backend(s.backend)
+
+
+def test_the_key_reference_is_generated_from_the_declarations() -> None:
+    """docs/config.md is tools/make_help.py's output: every key, accepted, default, doc."""
+    path = CONF.parent / "tools" / "make_help.py"
+    spec = importlib.util.spec_from_file_location("mlpx_make_help", path)
+    make_help = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_help)
+    text = (CONF.parent / "docs" / "config.md").read_text()
+    assert text == make_help.config_reference(), "run: python tools/make_help.py"
+    for key in ("trainer.epochs", "optimizer.betas", "dataset.noise", "analysis.gradcheck.eps"):
+        assert f"| `{key}` |" in text, key

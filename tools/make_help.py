@@ -1,15 +1,21 @@
-"""Regenerate conf/hydra/help/mlpx.yaml (the text of `mlpx --help`) from conf/.
+"""Regenerate conf/hydra/help/mlpx.yaml (the text of `mlpx --help`) and docs/config.md.
 
-Every option of every group is listed with the first comment line of its file. Run after
-adding or renaming a config option: python tools/make_help.py
-(tests/test_config.py fails when the help and the files disagree).
+`mlpx --help` lists every option of every group with the first comment line of its file;
+docs/config.md every key with what it accepts, its default and what it does, from the
+declarations the config checks with (mlpx.app.config.declared_keys). Run after adding or
+renaming a config option or key: python tools/make_help.py
+(tests/test_config.py fails when the help, the reference and the code disagree).
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import Any
 
-CONF = Path(__file__).resolve().parent.parent / "conf"
+ROOT = Path(__file__).resolve().parent.parent
+CONF = ROOT / "conf"
+REFERENCE = ROOT / "docs" / "config.md"
 GROUPS = [
     "model",
     "optimizer",
@@ -76,9 +82,46 @@ def option_lines() -> list[str]:
     return lines
 
 
+def _value(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    return str(value)
+
+
+def config_reference() -> str:
+    """docs/config.md: a table of keys per section (group, or group option)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from mlpx.app.config import declared_keys
+
+    out = [
+        "# Config keys",
+        "",
+        "Every key `mlpx` accepts, what it accepts, its default (what a key left out of the",
+        "config gets; the files in `conf/` say the same) and what it does. Generated from the",
+        "declarations the config is checked with (`mlpx.app.config.declared_keys`) by",
+        "`python tools/make_help.py`; do not edit by hand.",
+    ]
+    section = None
+    for where, key, param in declared_keys():
+        if where != section:
+            section = where
+            out += ["", f"## `{where}`", "", "| key | accepted | default | what |"]
+            out.append("|---|---|---|---|")
+        default = "(required)" if param.required else f"`{_value(param.default)}`"
+        accepted = param.constraint.describe().replace("|", "\\|")
+        out.append(f"| `{key}` | {accepted} | {default} | {param.doc} |")
+    return "\n".join(out) + "\n"
+
+
 def main() -> None:
     text = HEADER + "\n".join(option_lines()) + "\n" + FOOTER
     (CONF / "hydra" / "help" / "mlpx.yaml").write_text(text)
+    REFERENCE.write_text(config_reference())
 
 
 if __name__ == "__main__":

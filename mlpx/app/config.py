@@ -36,9 +36,17 @@ from mlpx.checks import (
     Text,
     check_params,
 )
-from mlpx.data import SPLIT_PARAMS, check_dataset_params, check_split_options
+from mlpx.data import (
+    DATASET_NAME,
+    DATASETS,
+    SPLIT_PARAMS,
+    check_dataset_params,
+    check_split_options,
+)
 from mlpx.nn.activations import ACTIVATIONS
 from mlpx.nn.init import INITIALIZERS
+from mlpx.nn.optim import OPTIMIZERS, check_hyperparameters
+from mlpx.nn.schedules import SCHEDULES
 from mlpx.train import EarlyStopping, TrainerSettings
 
 LOGGERS = ("mlflow", "none")
@@ -164,6 +172,10 @@ def model_settings(m: Mapping[str, Any]) -> ModelSettings:
 # ------------------------------------------------------------------------------ optimizer
 
 
+OPTIMIZER_NAME = Param(Choice(tuple(sorted(OPTIMIZERS))), doc="the update rule", required=True)
+CLIP_NORM = Param(Optional(_POSITIVE), None, "clip the global gradient norm to this; null: off")
+
+
 @dataclass(frozen=True)
 class OptimizerSettings:
     """``optimizer`` group: registry name, torch-style hyper-parameters, schedule, clipping."""
@@ -182,10 +194,10 @@ class OptimizerSettings:
 def optimizer_settings(o: Mapping[str, Any]) -> OptimizerSettings:
     """Check the optimizer group against the declarations of :mod:`mlpx.nn.optim` and
     :mod:`mlpx.nn.schedules` (``check_hyperparameters``): nothing is built."""
-    from mlpx.nn.optim import check_hyperparameters
-
     o = dict(o)
     name = o.pop("name", None)
+    if "jit" in o:  # accepted by check_hyperparameters, but the config has one jit switch
+        raise ConfigError("optimizer.jit is not a setting of optimizer: use backend.jit")
     schedule = o.get("schedule")
     if isinstance(schedule, Mapping):  # unused keys of the shared schedule block are null
         schedule = {k: v for k, v in schedule.items() if v is not None}
@@ -193,6 +205,8 @@ def optimizer_settings(o: Mapping[str, Any]) -> OptimizerSettings:
         if schedule.get("name", "constant") == "constant" and len(schedule) <= 1:
             o["schedule"] = schedule = None
     try:
+        name = OPTIMIZER_NAME.check("optimizer.name", name)
+        clip = CLIP_NORM.check("optimizer.clip_norm", o.pop("clip_norm", None))
         values = check_hyperparameters(name, o, prefix="optimizer.")
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
@@ -202,7 +216,7 @@ def optimizer_settings(o: Mapping[str, Any]) -> OptimizerSettings:
         lr=values["lr"],
         hparams=hparams,
         schedule=schedule,
-        clip_norm=values.get("clip_norm"),
+        clip_norm=clip,
     )
 
 
@@ -543,3 +557,38 @@ def settings_from_dict(cfg: Mapping[str, Any]) -> Settings:
         mode=mode,
         sweep=sweep_settings(_section(cfg, "sweep") if "sweep" in cfg else {}),
     )
+
+
+def declared_keys() -> list[tuple[str, str, Param]]:
+    """``(section, key, Param)`` for every config key, as users write them
+    (``("trainer", "trainer.epochs", Param(...))``): the source of ``docs/config.md``
+    (``tools/make_help.py``). Sections: a group, ``dataset <name>``, ``optimizer <name>``,
+    ``optimizer.schedule <name>``."""
+    out: list[tuple[str, str, Param]] = [("mode", "mode", MODE)]
+
+    def add(section: str, prefix: str, declared: Mapping[str, Any]) -> None:
+        for key, param in declared.items():
+            if isinstance(param, Param):
+                out.append((section, f"{prefix}.{key}", param))
+            else:  # a sub-group
+                add(f"{prefix}.{key}", f"{prefix}.{key}", param)
+
+    add("model", "model", MODEL)
+    add("optimizer", "optimizer", {"name": OPTIMIZER_NAME, "clip_norm": CLIP_NORM})
+    for name, cls in sorted(OPTIMIZERS.items()):
+        add(f"optimizer {name}", "optimizer", cls.HYPERPARAMETERS)
+    for name, cls in sorted(SCHEDULES.items()):
+        add(f"optimizer.schedule {name}", "optimizer.schedule", cls.PARAMS)
+    add("dataset", "dataset", {"name": DATASET_NAME, **SPLIT_PARAMS})
+    for name, declared in sorted(DATASETS.items()):
+        add(f"dataset {name}", "dataset", declared)
+    for section, declared in (
+        ("backend", BACKEND),
+        ("trainer", TRAINER),
+        ("trainer.early_stopping", EARLY_STOPPING),
+        ("logger", LOGGER),
+    ):
+        add(section, section, declared)
+    add("analysis", "analysis", ANALYSIS)
+    add("sweep", "sweep", SWEEP)
+    return out
