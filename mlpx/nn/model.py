@@ -105,19 +105,6 @@ def _check_activations(activations: Any, n_layers: int) -> list[Activation]:
     return [get_activation(a, key=f"activations[{i}]") for i, a in enumerate(names)]
 
 
-def _check_activations(activations: Any, n_layers: int) -> list[Activation]:
-    if isinstance(activations, str):
-        # One name for every hidden layer; the output layer stays linear (the lecture).
-        return [get_activation(activations)] * (n_layers - 1) + [ACTIVATIONS["linear"]]
-    names = list(activations)
-    if len(names) != n_layers:
-        raise ValueError(
-            f"activations must name one activation per layer ({n_layers}) or be a single "
-            f"name for every hidden layer, got {len(names)}: {names!r}"
-        )
-    return [get_activation(a, key=f"activations[{i}]") for i, a in enumerate(names)]
-
-
 class MLP:
     """A multilayer perceptron ``sizes = [d, p_1, ..., p_(L-1), C]`` trained by backprop.
 
