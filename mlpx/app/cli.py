@@ -1,8 +1,9 @@
 """The ``mlpx`` command: the only place that talks to Hydra.
 
-config (Hydra) -> validated settings -> dataset, MLP, optimizer, tracker -> ``train.fit``
--> objective (returned to Hydra's sweepers). Heavy libraries (scikit-learn, MLflow,
-matplotlib) are imported only once a run starts, so ``mlpx --help`` stays quick.
+config (Hydra) -> settings (:mod:`mlpx.app.config`) -> backend, dataset, MLP, optimizer,
+tracker (:mod:`mlpx.app.build`) -> ``train.fit`` -> objective (returned to Hydra's
+sweepers). Heavy libraries (scikit-learn, MLflow, matplotlib) are imported only once a run
+starts, so ``mlpx --help`` stays quick.
 """
 
 from __future__ import annotations
