@@ -326,6 +326,24 @@ def test_failed_async_batch_is_kept_for_finish(store, client, monkeypatch, caplo
     assert sorted(m.step for m in history) == list(range(60))
 
 
+def test_a_refused_async_send_does_not_stop_training(store, client, monkeypatch, caplog):
+    tracker = MlflowTracker(store, "tests", "async-refused", flush_every=100, flush_seconds=3600)
+    real = tracker._client.log_batch
+
+    def refuse_async(*args, **kwargs):
+        if kwargs.get("synchronous") is False:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tracker._client, "log_batch", refuse_async)
+    with caplog.at_level("WARNING", logger="mlpx.tracking"):
+        for step in range(150):
+            tracker.log_metrics({"a": float(step)}, step)
+    assert "cannot schedule" in caplog.text and tracker.buffered == 150
+    tracker.finish()
+    assert len(client.get_metric_history(tracker.run_id, "a")) == 150
+
+
 def test_flush_raises_and_keeps_values_when_the_store_refuses(store, client, monkeypatch):
     tracker = MlflowTracker(store, "tests", "flush-fail", flush_every=1000, flush_seconds=3600)
     spy = _Spy(tracker._client.log_batch, fail_sync=[ValueError("refused")])
@@ -663,13 +681,44 @@ def test_trackers_satisfy_the_protocol():
 def test_import_is_cheap():
     code = (
         "import sys, mlpx.tracking, mlpx.analysis.plots; "
-        "heavy = [m for m in ('mlflow', 'matplotlib', 'requests', 'hydra', 'omegaconf') "
+        "heavy = [m for m in ('mlflow', 'matplotlib', 'requests', 'sqlalchemy', 'hydra', "
+        "'omegaconf') "
         "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_direct_sqlite_is_off_unless_asked_for():
+    import yaml
+
+    from mlpx.app.config import LoggerSettings
+
+    assert LoggerSettings().direct_sqlite is False
+    conf = yaml.safe_load((REPO / "conf" / "logger" / "mlflow.yaml").read_text())
+    assert conf["direct_sqlite"] is False
+
+
+def test_no_private_tracking_name_is_imported_elsewhere():
+    """Other modules use mlpx.tracking's public names only (and only sqlite_direct.py may
+    know MLflow's tables)."""
+    import ast
+
+    offenders = []
+    for path in sorted((REPO / "mlpx").rglob("*.py")) + sorted((REPO / "benchmarks").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mlpx.tracking"):
+                offenders += [
+                    f"{path.relative_to(REPO)}: {node.module}.{a.name}"
+                    for a in node.names
+                    if a.name.startswith("_")
+                ]
+    assert offenders == []
+    for path in (REPO / "mlpx").rglob("*.py"):
+        if path.name != "sqlite_direct.py":
+            assert "_tracking_client" not in path.read_text(), path
 
 
 # ------------------------------------------------------------------------------------------

@@ -9,24 +9,25 @@ and ~64 ms over HTTP). ``flush()`` and ``finish()`` wait for those writes and se
 on the calling thread, retrying transient store errors ("database is locked") with backoff;
 a batch MLflow could not write goes back into the buffer, so no value is lost.
 
-Why MLflow's async logging and not a thread of our own (measured Dec 2026, 2 shared cores,
-MLflow 3.17.2, SQLite store in a temporary folder; digits, [128, 64] relu, Adam, batch 32,
-20 epochs, 5 values a step; median of 5 runs each, the trackers alternated)::
+Why MLflow's async logging and not a thread of our own: measured (Dec 2026, 2 cores shared
+with other work, MLflow 3.17.2, SQLite store in a temporary folder; digits, [128, 64] relu,
+Adam, batch 32, 20 epochs, 5-6 values a step) against the hand-made sender thread of 839a066,
+the trackers alternated, medians of 11 runs::
 
-    python benchmarks/tracking_cost.py --repeats 9 --every 1 --modes none async \
-        --compare-ref 839a066
+    python benchmarks/tracking_cost.py --repeats 11 --every 1 --compare-ref 839a066
 
-    logging alone, 20000 values          wall ms/value   CPU ms/value
-      async (MLflow's queue)                  0.144           0.101
-      thread (839a066's own sender)           0.157           0.097
-    fit, log_every_n_steps=1, 4102 values   wall s          CPU s
-      none                                    0.385           0.431
-      async                                   1.216           1.254
-      thread                                  1.443           1.091
+                                   logging 20000 values alone    fit, log_every_n_steps=1
+                                   wall ms/value  CPU ms/value   wall s   CPU s  (4102 values)
+    none (NullTracker)                   -             -          0.658    0.492
+    async: MLflow's queue (default)    0.162         0.110        1.596    1.058
+    thread: 839a066's own sender       0.166         0.100        1.851    1.266
+    direct_sqlite=True                 0.025         0.007        0.816    0.559
 
-The previous design (839a066's mlpx/tracking.py) ran the same ``log_batch`` calls on a
-hand-made daemon thread with a wake-up condition; MLflow's queue does the same work per batch,
-so keeping ~250 lines of thread code bought nothing measurable.
+Over five such runs (5-11 repeats each) the thread's fit took less wall time in two and more
+in three, and its CPU per value logged alone was 4-10% lower (0.092-0.100 ms against
+0.097-0.110): no consistent win, so the ~250 lines of thread, wake-up condition and lock
+timeouts went. Where the cost of logging matters (every step), ``direct_sqlite`` takes a
+fifteenth of either (:mod:`mlpx.tracking.sqlite_direct`).
 
 Runs left unfinished: a tracker that is garbage collected, or whose process exits, without
 :meth:`MlflowTracker.finish` ends its run as KILLED (FAILED, with the traceback, when the
@@ -136,9 +137,10 @@ class _RunState:
                     ops = self.client.log_batch(
                         self.run_id, metrics=_metrics(rows), synchronous=False
                     )
-                except Exception:
+                except Exception as e:  # the queue refused them: keep them for a later send
                     self.buffer[:0] = rows
-                    raise
+                    self._warn_kept(len(rows), e)
+                    break
                 self.pending.append((rows, ops))
             self._settle(MAX_PENDING_BATCHES)
 
@@ -152,18 +154,21 @@ class _RunState:
                 ops.wait()
             except Exception as e:
                 failed += rows
-                _logger.warning(
-                    "run %s: could not send metric values in the background (%d kept for the "
-                    "next send; flush() or finish() will try again): %s",
-                    self.run_id,
-                    len(rows),
-                    str(e)[:300],
-                )
+                self._warn_kept(len(rows), e)
             else:
                 self.n_batches += 1
                 self.n_values += len(rows)
         if failed:
             self.buffer[:0] = failed
+
+    def _warn_kept(self, n: int, error: BaseException) -> None:
+        _logger.warning(
+            "run %s: could not send metric values in the background (%d kept for the next "
+            "send; flush() or finish() will try again): %s",
+            self.run_id,
+            n,
+            str(error)[:300],
+        )
 
     def send_all(self) -> None:
         """Wait for every pending batch, then send the whole buffer on this thread with
