@@ -265,13 +265,13 @@ class Switch(Constraint):
     as that lower-case string."""
 
     def describe(self) -> str:
-        return "one of auto, true, false"
+        return f"one of {', '.join(JIT_SETTINGS)}"
 
     def check(self, key: str, value: Any) -> str:
         if isinstance(value, bool | np.bool_):
             return "true" if value else "false"
         name = value.lower() if isinstance(value, str) else None
-        if name not in ("auto", "true", "false"):
+        if name not in JIT_SETTINGS:
             raise self.fail(key, value)
         return name
 
@@ -317,12 +317,7 @@ def jit_setting(value: Any, *, key: str = "jit") -> str:
     """The canonical ``auto`` / ``true`` / ``false`` of ``value`` (a bool or one of those
     strings, any case); ``ValueError`` naming ``key`` otherwise. Whether the compiled
     kernels are then used is decided by the fast path (:func:`mlpx.fast.kernels.resolve`)."""
-    if isinstance(value, bool | np.bool_):
-        return "true" if value else "false"
-    name = value.lower() if isinstance(value, str) else None
-    if name not in JIT_SETTINGS:
-        raise ValueError(f"{key} must be one of {', '.join(JIT_SETTINGS)}, got {value!r}")
-    return name
+    return Switch().check(key, value)
 
 
 def defaults_of(declared: Mapping[str, Param]) -> dict[str, Any]:
