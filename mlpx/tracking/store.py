@@ -34,7 +34,6 @@ import logging
 import os
 import random
 import re
-import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -249,8 +248,9 @@ def check_tracking_uri(uri: str | os.PathLike | None = None, *, timeout: float =
 #: MLflow error codes of errors that may pass (``mlflow.protos.databricks_pb2`` names; its SQL
 #: store reports any ``sqlalchemy.exc.OperationalError``, a locked database too, as the first).
 _TRANSIENT_CODES = {"TEMPORARILY_UNAVAILABLE", "RESOURCE_EXHAUSTED", "REQUEST_LIMIT_EXCEEDED"}
-#: SQLite's primary result codes for "another connection holds the lock".
-_SQLITE_BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+#: SQLite's primary result codes for "another connection holds the lock" (SQLITE_BUSY,
+#: SQLITE_LOCKED in sqlite3.h; stable C API values, so sqlite3 need not be imported).
+_SQLITE_BUSY_CODES = {5, 6}
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -275,7 +275,8 @@ def is_transient(exc: BaseException) -> bool:
         if exc.connection_invalidated:
             return True
         exc = exc.orig  # the driver's own exception
-    if isinstance(exc, sqlite3.Error):
+    sqlite3 = sys.modules.get("sqlite3")
+    if sqlite3 is not None and isinstance(exc, sqlite3.Error):
         code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11
         return code is not None and code & 0xFF in _SQLITE_BUSY_CODES
     return False
