@@ -300,3 +300,26 @@ def test_the_key_reference_is_generated_from_the_declarations() -> None:
     assert text == make_help.config_reference(), "run: python tools/make_help.py"
     for key in ("trainer.epochs", "optimizer.betas", "dataset.noise", "analysis.gradcheck.eps"):
         assert f"| `{key}` |" in text, key
+
+
+def test_the_constraints_the_config_adds_to_mlpx_checks() -> None:
+    from mlpx.checks import Const, FolderPath, Integer, ListOf, OneOf, Optional, Switch, Text
+
+    widths = Optional(ListOf(Integer(low=1), plural="positive integers"))
+    assert widths.check("w", (3, 4)) == [3, 4] and widths.check("w", None) is None
+    with pytest.raises(ValueError, match=r"^w\[1\] must be a positive integer, got 0$"):
+        widths.check("w", [3, 0])  # the item's own message, not the list's
+    with pytest.raises(ValueError, match=r"^w must be a list of positive integers or null, got"):
+        widths.check("w", "3,4")
+    version = OneOf((Const("active"), Integer(low=1)))
+    assert version.check("v", "active") == "active" and version.check("v", 2) == 2
+    with pytest.raises(ValueError, match=r"^v must be 'active' or a positive integer, got"):
+        version.check("v", "latest")
+    with pytest.raises(ValueError, match=r"^c must be 1, got True$"):
+        Const(1).check("c", True)  # a bool is not the number 1
+    assert [Switch().check("j", v) for v in (True, "AUTO", "false")] == ["true", "auto", "false"]
+    with pytest.raises(ValueError, match=r"^j must be one of auto, true, false, got 'on'$"):
+        Switch().check("j", "on")
+    with pytest.raises(ValueError, match=r"^t must be a URI string, got '  '$"):
+        Text("a URI string").check("t", "  ")
+    assert FolderPath().check("d", "~/x").endswith("/x") and "~" not in FolderPath().check("d", "~")
