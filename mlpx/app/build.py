@@ -74,8 +74,9 @@ def build_backend(backend: BackendSettings) -> tuple[Backend, bool]:
     from mlpx.fast import kernels
 
     resolved = get_backend(backend.name, backend.device)
-    uses_kernels = kernels.resolve(backend.jit, key="backend.jit")
-    return resolved, backend.name == "numpy" and uses_kernels
+    if backend.name != "numpy" and backend.jit != "true":
+        return resolved, False  # the kernels are NumPy's: no Numba to load
+    return resolved, kernels.resolve(backend.jit, key="backend.jit") and backend.name == "numpy"
 
 
 def build_dataset(settings: Settings) -> Dataset:
