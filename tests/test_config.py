@@ -323,3 +323,30 @@ def test_the_constraints_the_config_adds_to_mlpx_checks() -> None:
     with pytest.raises(ValueError, match=r"^t must be a URI string, got '  '$"):
         Text("a URI string").check("t", "  ")
     assert FolderPath().check("d", "~/x").endswith("/x") and "~" not in FolderPath().check("d", "~")
+
+
+def test_build_makes_what_the_settings_say() -> None:
+    """mlpx.app.build: the one settings -> objects assembly (the CLI and experiments/)."""
+    import numpy as np
+
+    from mlpx.app.build import build, build_model, run_tags
+
+    s = settings_from_dict(
+        composed("dataset=iris", "model.widths=[8]", "optimizer=sgd", "backend.jit=false")
+    )
+    built = build(s)
+    assert (built.data.name, built.data.n_features, built.data.n_classes) == ("iris", 4, 3)
+    assert built.model.sizes == [4, 8, 3] and built.model.dtype == "float64"
+    assert type(built.optimizer).__name__ == "SGD" and built.optimizer.base_lr == s.optimizer.lr
+    assert built.jit is False and built.backend.device_name == "cpu"
+    again = build_model(s, built.data)  # a fresh Generator of trainer.seed: the same weights
+    for w, w2 in zip(built.model.weights, again.weights, strict=True):
+        np.testing.assert_array_equal(w, w2)
+    tags = run_tags(s, built)
+    assert {k: tags[k] for k in ("dataset", "backend", "device", "optimizer", "jit")} == {
+        "dataset": "iris",
+        "backend": "numpy",
+        "device": "cpu",
+        "optimizer": "sgd",
+        "jit": "false",
+    }
