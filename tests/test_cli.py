@@ -162,6 +162,10 @@ BAD_OVERRIDES = [
     ("trainer.batch_size=abc", "trainer.batch_size must be a positive integer, got 'abc'"),
     ("logger.name=wandb", "logger.name must be one of mlflow, none"),
     ("logger.tracking_uri=http://127.0.0.1:9", "http://127.0.0.1:9"),
+    # Hydra's composition errors, caught by type (hydra.errors), exit 2 like mlpx's own
+    ("optimizer=adamm", "optimizer=adamm: optimizer has no option 'adamm'; its options: adagrad"),
+    ("trainer.foo=1", "Could not override 'trainer.foo'. To append to your config use +trainer"),
+    ("model.widths=[1,", "cannot parse 'model.widths=[1,': "),
 ]
 
 

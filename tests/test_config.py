@@ -350,3 +350,22 @@ def test_build_makes_what_the_settings_say() -> None:
         "optimizer": "sgd",
         "jit": "false",
     }
+
+
+@pytest.mark.parametrize(
+    ("override", "line"),
+    [
+        ("optimizer=adamm", "optimizer=adamm: optimizer has no option 'adamm'; its options: "),
+        ("trainer.foo=1", "Could not override 'trainer.foo'.\nTo append to your config use +"),
+        ("model.widths=[1,", "cannot parse 'model.widths=[1,': no viable alternative at input"),
+    ],
+)
+def test_composition_errors_are_classified_by_type(override: str, line: str) -> None:
+    from hydra.errors import CompactHydraException
+
+    from mlpx.app.cli import composition_error
+
+    with pytest.raises(CompactHydraException) as info:
+        composed(override)
+    assert composition_error(info.value).startswith(line)
+    assert "_schedule" not in composition_error(info.value)  # not an option, a shared file

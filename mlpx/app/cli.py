@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra.errors import CompactHydraException, MissingConfigException, OverrideParseException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -438,10 +439,32 @@ def main(cfg: DictConfig) -> float:
         sys.exit(2)
 
 
+def composition_error(exc: CompactHydraException) -> str:
+    """What went wrong composing the config, for one line (classified by exception type)."""
+    if isinstance(exc, MissingConfigException) and exc.missing_cfg_file and exc.options:
+        group, _, option = exc.missing_cfg_file.rpartition("/")
+        options = ", ".join(o for o in exc.options if not o.startswith("_"))
+        return f"{group}={option}: {group} has no option {option!r}; its options: {options}"
+    if isinstance(exc, OverrideParseException):
+        return f"cannot parse {exc.override!r}: {exc.message.splitlines()[0]}"
+    return str(exc)  # Hydra's own words, e.g. "Could not override 'trainer.foo'. To append ..."
+
+
 def entry() -> None:
-    """Console script ``mlpx``."""
-    os.environ.setdefault("HYDRA_FULL_ERROR", "0")
-    main()
+    """Console script ``mlpx``: Hydra's composition errors exit 2 with one line, as mlpx's own.
+
+    Hydra prints its errors itself unless ``HYDRA_FULL_ERROR=1``, then it raises them: set
+    here, so they are caught by type. A user who sets it gets Hydra's full traceback.
+    """
+    full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        main()
+    except CompactHydraException as exc:  # composing: a missing option, a bad override
+        if full_error:
+            raise
+        print(_error_line(composition_error(exc)), file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
