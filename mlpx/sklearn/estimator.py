@@ -314,7 +314,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             if len(classes) < 2:
                 raise ValueError(
                     f"{type(self).__name__} needs samples of at least 2 classes in the data, "
-                    f"but the data contains only one class: {classes[0]!r}"
+                    f"but the data contains only one class: {classes.tolist()[0]!r}"
                 )
             self.classes_ = classes
         elif self.warm_start and not incremental and not np.array_equal(present, self.classes_):
@@ -413,10 +413,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 warnings.warn(
                     "Got `batch_size` less than 1 or larger than sample size. It is going "
                     "to be clipped",
-                    stacklevel=3,
+                    stacklevel=4,
                 )
             batch_size = min(p["batch_size"], n)
         Xc, yc = net.check_data(X, y)
+        self.n_iter_ = 0  # per call, as scikit-learn counts it (loss_curve_ keeps growing)
         wc = None if sw is None else net.backend.asarray(sw, dtype=net.dtype)
         try:
             for _ in range(p["max_iter"]):
@@ -444,10 +445,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                         f"Stochastic Optimizer: Maximum iterations ({p['max_iter']}) reached "
                         "and the optimization hasn't converged yet.",
                         ConvergenceWarning,
-                        stacklevel=3,
+                        stacklevel=4,
                     )
         except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.", stacklevel=3)
+            warnings.warn("Training interrupted by user.", stacklevel=4)
         if early:
             for a, best in zip(net.parameters(), self._best_params):
                 a[...] = best
@@ -464,9 +465,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             if p["verbose"]:
                 print(f"Validation score: {score:f}")
             best = self.best_validation_score_
-            self._no_improvement_count = (
-                self._no_improvement_count + 1 if score < best + tol else 0
-            )
+            self._no_improvement_count = self._no_improvement_count + 1 if score < best + tol else 0
             if score > best:
                 self.best_validation_score_ = score
                 self._best_params = [copy.deepcopy(a) for a in self.net_.parameters()]

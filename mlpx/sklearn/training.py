@@ -3,7 +3,8 @@
 scikit-learn's ``MLPClassifier`` minimises, on a mini-batch ``B`` with sample weights ``w``
 (all ones without ``sample_weight``)::
 
-    loss_B = sum_(i in B) w_i l_i / s_B + alpha / (2 s_B) * sum_l ||W_l||_F^2,   s_B = sum_(i in B) w_i
+    loss_B = sum_(i in B) w_i l_i / s_B + alpha / (2 s_B) * sum_l ||W_l||_F^2
+    s_B = sum_(i in B) w_i
 
 so its gradients are the weighted mean loss gradient plus ``alpha / s_B * W_l`` on the
 weights only (not on the biases). :class:`Trainer` reproduces exactly that:
@@ -100,17 +101,18 @@ class Trainer:
         steps = 0
         for rows in iterate_minibatches(n, batch_size, rng, shuffle):
             nb = rows.shape[0]
+            if not self.numpy:
+                rows = net.backend.asarray(rows)
             if w is None:
                 loss, _, g = step.train_batch(X, y, rows)
                 denom = float(nb)
             else:
-                rows_x = rows if self.numpy else net.backend.asarray(rows)
-                wb = w[rows_x]
-                denom = float(wb.sum()) if self.numpy else float(net.xp.sum(wb))
+                xp = net.xp
+                wb = xp.take(w, rows, axis=0)
+                denom = float(xp.sum(wb))
                 if denom == 0.0:  # every row of this batch weighs 0: nothing to learn
                     continue
-                Xb = X[rows_x, ...] if self.numpy else net.xp.take(X, rows_x, axis=0)
-                yb = y[rows_x] if self.numpy else net.xp.take(y, rows_x, axis=0)
+                Xb, yb = xp.take(X, rows, axis=0), xp.take(y, rows, axis=0)
                 loss, g_w = weighted_loss_and_grads(net, Xb, yb, wb, denom)
                 g = self._adopt_grads(g_w)
             if alpha:
