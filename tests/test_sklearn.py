@@ -33,9 +33,8 @@ def test_init_stores_parameters_only_and_checks_nothing() -> None:
     names = set(SkMLP().get_params())
     shared = names - {"learning_rate", "power_t", "max_fun", "solver"}
     assert shared <= set(est.get_params()), shared - set(est.get_params())
-    assert {"activations", "init", "optimizer", "schedule", "clip_norm", "dtype", "backend"} <= set(
-        est.get_params()
-    )
+    own = {"activations", "init", "optimizer", "schedule", "clip_norm", "dtype", "backend"}
+    assert own | {"device", "jit"} <= set(est.get_params())
 
 
 @pytest.mark.parametrize(
@@ -60,6 +59,7 @@ def test_init_stores_parameters_only_and_checks_nothing() -> None:
         ({"clip_norm": -1.0}, r"'clip_norm' parameter"),
         ({"random_state": "seed"}, r"'random_state' parameter"),
         ({"n_iter_no_change": 0}, r"'n_iter_no_change' parameter"),
+        ({"device": 3}, r"'device' parameter"),
     ],
 )
 def test_bad_parameters_raise_valueerror_at_fit(params: dict, match: str) -> None:
@@ -323,3 +323,20 @@ def test_torch_backend_trains_like_numpy() -> None:
     b = MLPClassifier(backend="torch", **kw).fit(X, y, sample_weight=w)
     np.testing.assert_allclose(b.predict_proba(X), a.predict_proba(X), rtol=1e-7, atol=1e-9)
     assert isinstance(on_torch.predict(X), np.ndarray)
+
+
+@pytest.mark.gpu
+@pytest.mark.torch
+def test_torch_cuda_backend_trains_like_numpy() -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device is visible")
+    X, y = blobs(n=60)
+    kw = dict(hidden_layer_sizes=(6,), max_iter=15, random_state=0, batch_size=16)
+    on_numpy = MLPClassifier(**kw).fit(X, y)
+    on_cuda = MLPClassifier(backend="torch", device="cuda", **kw).fit(X, y)
+    np.testing.assert_allclose(on_cuda.predict_proba(X), on_numpy.predict_proba(X), rtol=1e-6)
+    w = np.linspace(0.5, 2.0, 60)
+    a = MLPClassifier(**kw).fit(X, y, sample_weight=w)
+    b = MLPClassifier(backend="torch", device="cuda", **kw).fit(X, y, sample_weight=w)
+    np.testing.assert_allclose(b.predict_proba(X), a.predict_proba(X), rtol=1e-6)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
 import warnings
 from typing import Any
 
@@ -103,6 +102,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     backend : str, default='numpy'
         mlpx: where the arrays live (``numpy``, ``torch``, ``cupy``, ...; see
         :data:`mlpx.backend.BACKENDS`). Inputs and outputs stay NumPy arrays.
+    device : str or None, default=None
+        mlpx: the backend's device (``cpu``, ``cuda``, ``cuda:1``, ``mps``); None: its default.
     jit : {'auto', 'true', 'false'} or bool, default='auto'
         mlpx: whether the NumPy step may use its Numba kernels.
 
@@ -155,6 +156,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         clip_norm: float | None = None,
         dtype: str = "float64",
         backend: str = "numpy",
+        device: str | None = None,
         jit: str | bool = "auto",
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -184,6 +186,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.clip_norm = clip_norm
         self.dtype = dtype
         self.backend = backend
+        self.device = device
         self.jit = jit
 
     # ------------------------------------------------------------------ public API
@@ -364,6 +367,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             dtype=p["dtype"],
             rng=rng,
             backend=self.backend,
+            device=self.device,
             jit=p["jit"],
         )
         self.__dict__.pop("_trainer", None)
@@ -475,4 +479,3 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 self._no_improvement_count + 1 if last > self.best_loss_ - tol else 0
             )
             self.best_loss_ = min(self.best_loss_, last)
-        sys.stdout.flush() if p["verbose"] else None

@@ -25,6 +25,7 @@ from mlpx.checks import (
     OneOf,
     Optional,
     Switch,
+    Text,
 )
 from mlpx.nn.activations import ACTIVATIONS
 from mlpx.nn.init import INITIALIZERS
@@ -110,6 +111,7 @@ PARAMS: dict[str, Constraint] = {
     "clip_norm": Optional(_POSITIVE),
     "dtype": Choice(("float64", "float32")),
     "backend": _Anything(),
+    "device": Optional(Text("a device name (cpu, cuda, cuda:1, mps)")),
     "jit": Switch(),
 }
 
