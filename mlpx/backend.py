@@ -63,6 +63,25 @@ def _cuda_index(device: str, accepted: str) -> int:
     return int(index)
 
 
+def check_device(name: str, device: Any) -> str:
+    """The device ``device`` of backend ``name`` by its spelling alone (nothing imported):
+    ``None`` gives the backend's default (the first of :data:`DEVICES`); ``cuda:N`` is
+    accepted where ``cuda`` is. One-line :class:`BackendError` naming ``backend.device``."""
+    if not isinstance(name, str) or name not in BACKENDS:
+        raise BackendError(f"backend.name must be one of {', '.join(BACKENDS)}, got {name!r}")
+    accepted = DEVICES[name]
+    if device is None:
+        return accepted[0]
+    if isinstance(device, str) and (
+        device in accepted
+        or ("cuda:N" in accepted and device.startswith("cuda:") and device[5:].isdigit())
+    ):
+        return device
+    if accepted == ("cpu",):
+        raise BackendError(f"backend.device must be cpu for backend {name}, got {device!r}")
+    raise BackendError(f"backend.device must be one of {', '.join(accepted)}, got {device!r}")
+
+
 def _check_installed(name: str) -> None:
     if importlib.util.find_spec(_MODULE[name]) is None:
         what, command = INSTALL[name]
@@ -124,26 +143,16 @@ def get_backend(name: str = "numpy", device: str | None = None) -> Backend:
     Raises :class:`BackendError` (one line) for an unknown name or device, a library that
     is not installed, or a GPU that is not visible.
     """
-    if not isinstance(name, str) or name not in BACKENDS:
-        raise BackendError(f"backend.name must be one of {', '.join(BACKENDS)}, got {name!r}")
+    device = check_device(name, device)
     accepted = ", ".join(DEVICES[name])
-    if device is not None and not isinstance(device, str):
-        raise BackendError(f"backend.device must be one of {accepted}, got {device!r}")
     if name == "numpy":
-        if device not in (None, "cpu"):
-            raise BackendError(f"backend.device must be cpu for backend numpy, got {device!r}")
         return Backend("numpy", np, None, "cpu")
     if name == "array_api_strict":
-        if device not in (None, "cpu"):
-            raise BackendError(
-                f"backend.device must be cpu for backend array_api_strict, got {device!r}"
-            )
         _check_installed(name)
         import array_api_strict as xs
 
         return Backend(name, xs, xs.Device("CPU_DEVICE"), "cpu")
     if name == "cupy":
-        device = device or "cuda"
         index = _cuda_index(device, accepted)
         _check_installed(name)
         import cupy
@@ -158,10 +167,7 @@ def get_backend(name: str = "numpy", device: str | None = None) -> Backend:
         import array_api_compat.cupy as xp
 
         return Backend(name, xp, cupy.cuda.Device(index), f"cuda:{index}")
-    # torch
-    device = device or "cpu"
-    if device not in ("cpu", "mps"):
-        _cuda_index(device, accepted)  # checks the spelling before looking for a GPU
+    # torch (the spelling was checked above, before looking for a GPU)
     _check_installed(name)
     import torch
 

@@ -18,12 +18,11 @@ by the code that builds them (:mod:`mlpx.app.build`), with the same one-line mes
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlpx.backend import BACKENDS, DEVICES, DTYPES
+from mlpx.backend import BACKENDS, DTYPES, BackendError, check_device
 from mlpx.checks import (
     Choice,
     Flag,
@@ -270,15 +269,11 @@ class BackendSettings:
 
 
 def _device(name: str, device: str | None) -> str:
-    """The device by its spelling (``mlpx.backend.DEVICES``); None: the backend's first."""
-    accepted = DEVICES[name]
-    if device is None:
-        return accepted[0]
-    if device in accepted or ("cuda:N" in accepted and re.fullmatch(r"cuda:\d+", device)):
-        return device
-    if accepted == ("cpu",):
-        raise ConfigError(f"backend.device must be cpu for backend {name}, got {device!r}")
-    raise ConfigError(f"backend.device must be one of {', '.join(accepted)}, got {device!r}")
+    """The device by its spelling (:func:`mlpx.backend.check_device`); None: the default."""
+    try:
+        return check_device(name, device)
+    except BackendError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def backend_settings(b: Mapping[str, Any]) -> BackendSettings:
