@@ -131,7 +131,16 @@ def test_predict_proba_equals_a_numpy_forward_pass_through_coefs_() -> None:
     mu /= mu.sum(1, keepdims=True)
     np.testing.assert_allclose(est.predict_proba(X), mu, rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(est.predict_log_proba(X), np.log(mu), rtol=1e-9, atol=1e-12)
-    assert est.feature_names_in_ if hasattr(est, "feature_names_in_") else True
+
+
+def test_feature_names_from_a_dataframe() -> None:
+    pd = pytest.importorskip("pandas")
+    X, y = blobs(n=40, d=3)
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    est = MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(df, y)
+    assert est.feature_names_in_.tolist() == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="feature names"):
+        est.predict(df.rename(columns={"a": "z"}))
 
 
 def test_coefs_can_be_assigned() -> None:
