@@ -108,3 +108,12 @@ def test_the_layer_list_matches_the_folders() -> None:
     """The layers DESIGN.md names exist as packages."""
     for package in ("nn", "fast", "analysis", "tracking", "app"):
         assert (PKG / package / "__init__.py").is_file(), package
+
+
+def test_every_subpackage_ships_in_the_wheel() -> None:
+    """pyproject.toml lists packages by name: a new folder of mlpx/ must be added there."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    config = tomllib.loads((PKG.parent / "pyproject.toml").read_text())
+    listed = set(config["tool"]["setuptools"]["packages"])
+    folders = {module_name(p.parent / "__init__.py") for p in PKG.rglob("__init__.py")}
+    assert folders <= listed, sorted(folders - listed)
