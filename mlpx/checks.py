@@ -56,6 +56,10 @@ def is_number(value: Any) -> bool:
 class Constraint:
     """What a value must be: :meth:`check` returns the normalised value or raises."""
 
+    def json_schema(self) -> dict[str, Any]:  # pragma: no cover - abstract
+        """The same rule as JSON Schema (draft 2020-12), for editors and validators."""
+        raise NotImplementedError
+
     def check(self, key: str, value: Any) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -92,6 +96,14 @@ class Number(Constraint):
             return f"a finite number {'<' if self.high_open else '<='} {hi:g}"
         return "a finite number"
 
+    def json_schema(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "number"}
+        if self.low is not None:
+            out["exclusiveMinimum" if self.low_open else "minimum"] = self.low
+        if self.high is not None:
+            out["exclusiveMaximum" if self.high_open else "maximum"] = self.high
+        return out
+
     def check(self, key: str, value: Any) -> float:
         if not is_number(value) or not math.isfinite(value):
             raise self.fail(key, value)
@@ -119,6 +131,14 @@ class Integer(Constraint):
             return f"an integer >= {self.low}"
         return "an integer"
 
+    def json_schema(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "integer"}
+        if self.low is not None:
+            out["minimum"] = self.low
+        if self.high is not None:
+            out["maximum"] = self.high
+        return out
+
     def check(self, key: str, value: Any) -> int:
         if not isinstance(value, int | np.integer) or isinstance(value, bool | np.bool_):
             raise self.fail(key, value)
@@ -136,6 +156,9 @@ class Flag(Constraint):
     def describe(self) -> str:
         return "a bool (true or false)"
 
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "boolean"}
+
     def check(self, key: str, value: Any) -> bool:
         if not isinstance(value, bool | np.bool_):
             raise self.fail(key, value)
@@ -151,6 +174,9 @@ class Choice(Constraint):
     def describe(self) -> str:
         return f"one of {', '.join(self.values)}"
 
+    def json_schema(self) -> dict[str, Any]:
+        return {"enum": list(self.values)}
+
     def check(self, key: str, value: Any) -> str:
         if not isinstance(value, str) or value not in self.values:
             raise self.fail(key, value)
@@ -165,6 +191,9 @@ class Optional(Constraint):
 
     def describe(self) -> str:
         return f"{self.inner.describe()} or null"
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"anyOf": [self.inner.json_schema(), {"type": "null"}]}
 
     def check(self, key: str, value: Any) -> Any:
         if value is None:
@@ -186,6 +215,9 @@ class OneOf(Constraint):
     def describe(self) -> str:
         return " or ".join(c.describe() for c in self.options)
 
+    def json_schema(self) -> dict[str, Any]:
+        return {"anyOf": [c.json_schema() for c in self.options]}
+
     def check(self, key: str, value: Any) -> Any:
         for option in self.options:
             try:
@@ -203,6 +235,9 @@ class Pair(Constraint):
 
     def describe(self) -> str:
         return f"a pair of values, each {self.item.describe()}"
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "array", "items": self.item.json_schema(), "minItems": 2, "maxItems": 2}
 
     def check(self, key: str, value: Any) -> tuple[Any, Any]:
         if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence | np.ndarray):
@@ -222,6 +257,9 @@ class Const(Constraint):
     def describe(self) -> str:
         return repr(self.value)
 
+    def json_schema(self) -> dict[str, Any]:
+        return {"const": self.value}
+
     def check(self, key: str, value: Any) -> Any:
         if (
             isinstance(value, bool | np.bool_) != isinstance(self.value, bool)
@@ -240,6 +278,9 @@ class Text(Constraint):
     def describe(self) -> str:
         return self.what
 
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "string", "pattern": "\\S"}
+
     def check(self, key: str, value: Any) -> str:
         if not isinstance(value, str) or not value.strip():
             raise self.fail(key, value)
@@ -252,6 +293,9 @@ class FolderPath(Constraint):
 
     def describe(self) -> str:
         return "a folder path"
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "string", "minLength": 1}
 
     def check(self, key: str, value: Any) -> str:
         if not isinstance(value, str | os.PathLike) or not os.fspath(value):
@@ -266,6 +310,11 @@ class Switch(Constraint):
 
     def describe(self) -> str:
         return f"one of {', '.join(JIT_SETTINGS)}"
+
+    def json_schema(self) -> dict[str, Any]:
+        # any case, as check accepts: auto, Auto, AUTO, ...
+        spelled = "|".join("".join(f"[{c.lower()}{c.upper()}]" for c in v) for v in JIT_SETTINGS)
+        return {"anyOf": [{"type": "boolean"}, {"type": "string", "pattern": f"^({spelled})$"}]}
 
     def check(self, key: str, value: Any) -> str:
         if isinstance(value, bool | np.bool_):
@@ -289,6 +338,9 @@ class ListOf(Constraint):
     def describe(self) -> str:
         return f"a list of {self.plural}" if self.plural else f"a list, each {self.item.describe()}"
 
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "array", "items": self.item.json_schema()}
+
     def check(self, key: str, value: Any) -> list[Any]:
         if not isinstance(value, list | tuple):
             raise self.fail(key, value)
@@ -307,6 +359,16 @@ class Param:
 
     def check(self, key: str, value: Any) -> Any:
         return self.constraint.check(key, value)
+
+    def json_schema(self) -> dict[str, Any]:
+        """The constraint's JSON Schema with this parameter's description and default."""
+        out = dict(self.constraint.json_schema())
+        accepted = self.constraint.describe()
+        out["description"] = f"{self.doc} -- {accepted}" if self.doc else accepted
+        if not self.required:
+            default = self.default
+            out["default"] = list(default) if isinstance(default, tuple) else default
+        return out
 
 
 #: The values of ``backend.jit`` / ``MLP(jit=...)`` / ``make_optimizer(jit=...)``.

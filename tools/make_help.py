@@ -68,7 +68,7 @@ FOOTER = """
 def first_comment(path: Path) -> str:
     """The first comment line of a config file, without '# ' (skipping '# @package')."""
     for line in path.read_text().splitlines():
-        if line.startswith("#") and "@package" not in line:
+        if line.startswith("#") and "@package" not in line and "yaml-language-server" not in line:
             return line.lstrip("# ").strip()
     raise ValueError(f"{path} needs a first comment line saying what the option is")
 
