@@ -164,7 +164,11 @@ BAD_OVERRIDES = [
     ("logger.tracking_uri=http://127.0.0.1:9", "http://127.0.0.1:9"),
     # Hydra's composition errors, caught by type (hydra.errors), exit 2 like mlpx's own
     ("optimizer=adamm", "optimizer=adamm: optimizer has no option 'adamm'; its options: adagrad"),
-    ("trainer.foo=1", "Could not override 'trainer.foo'. To append to your config use +trainer"),
+    ("trainer.epoch=5", "trainer.epoch is not a config key; did you mean trainer.epochs?"),
+    ("trainer.foo=1", "trainer.foo is not a config key; the keys of trainer: batch_size,"),
+    ("optimizer.momentum=0.9", "optimizer.momentum is not a key of the chosen optimizer: it "),
+    ("+optimizer.momentum=0.9", "optimizer.momentum is not a hyper-parameter of adam (a "),
+    ("optimizer=_schedule", "optimizer=_schedule: _schedule.yaml is shared by the options of"),
     ("model.widths=[1,", "cannot parse 'model.widths=[1,': "),
 ]
 
@@ -204,3 +208,55 @@ def test_help_lists_groups_quickly(tmp_path: Path) -> None:
         assert line in proc.stdout
     proc = mlpx(tmp_path, "--cfg", "job", timeout=60)
     assert proc.returncode == 0 and "widths:" in proc.stdout
+
+
+USER_EXPERIMENTS = {
+    # (file, content, the one error line it gives; None: it runs)
+    "mine.yaml": (
+        "# @package _global_\n# My own: moons, one epoch.\ndefaults:\n"
+        "  - override /dataset: moons\ntrainer:\n  epochs: 1\n",
+        None,
+    ),
+    "nopkg.yaml": (
+        "defaults:\n  - override /dataset: moons\n",
+        "experiment/nopkg.yaml must start with the line '# @package _global_'",
+    ),
+    "nopkg_keys.yaml": (
+        "trainer:\n  epochs: 1\n",
+        "experiment/nopkg_keys.yaml must start with the line '# @package _global_' (it sets "
+        "experiment.trainer instead of trainer)",
+    ),
+    "broken.yaml": (
+        "# @package _global_\ntrainer:\n  epochs: [2\n",
+        "broken.yaml:4:1: not valid YAML",
+    ),
+    "negative.yaml": (
+        "# @package _global_\ntrainer:\n  epochs: -2\n",
+        "trainer.epochs must be a positive integer, got -2 (set in ",
+    ),
+}
+
+
+def test_a_user_folder_of_experiments(tmp_path: Path) -> None:
+    """--config-dir: its experiments are in --help and run; each mistake is one line."""
+    mine = tmp_path / "my_experiments"
+    (mine / "experiment").mkdir(parents=True)
+    for name, (text, _) in USER_EXPERIMENTS.items():
+        (mine / "experiment" / name).write_text(text)
+    proc = mlpx(tmp_path, "--config-dir", str(mine), "--help", timeout=60)
+    assert proc.returncode == 0
+    assert "mine                 My own: moons, one epoch." in proc.stdout
+    assert "moons_small" in proc.stdout and "_schedule" not in proc.stdout
+    for name, (_, line) in USER_EXPERIMENTS.items():
+        args = ["--config-dir", str(mine), f"experiment={Path(name).stem}", "logger=none"]
+        args += ["analysis=off"]
+        proc = mlpx(tmp_path, *args, timeout=120)
+        if line is None:
+            assert proc.returncode == 0, proc.stderr
+            assert "on moons" in proc.stderr or "moons" in proc.stderr
+            continue
+        assert proc.returncode == 2, proc.stderr
+        errors = [x for x in proc.stderr.splitlines() if x.startswith("mlpx: error:")]
+        assert len(errors) == 1 and line in errors[0], proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert str(mine / "experiment" / "negative.yaml") in errors[0]

@@ -68,7 +68,16 @@ def test_defaults_are_the_documented_experiment() -> None:
 
 
 def test_help_lists_every_option_with_its_description() -> None:
-    help_text = (CONF / "hydra" / "help" / "mlpx.yaml").read_text()
+    """--help is built when it runs, from the config search path (mlpx.app.messages)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from mlpx.app.messages import help_groups, search_folders
+
+    assert "${mlpx_groups:}" in (CONF / "hydra" / "help" / "mlpx.yaml").read_text()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        help_text = help_groups(loader, search_folders(loader))
+    assert "_schedule" not in help_text and "schemas" not in help_text
     for group, option in OPTIONS:
         line = f"{option:<20} {first_comment(CONF / group / (option + '.yaml'))}"
         assert line in help_text, f"mlpx --help misses {group}={option}: {line!r}"
@@ -359,7 +368,14 @@ def test_build_makes_what_the_settings_say() -> None:
     ("override", "line"),
     [
         ("optimizer=adamm", "optimizer=adamm: optimizer has no option 'adamm'; its options: "),
-        ("trainer.foo=1", "Could not override 'trainer.foo'.\nTo append to your config use +"),
+        ("optimizer=adamm", "rmsprop, sgd; did you mean adam?"),
+        ("trainer.epoch=5", "trainer.epoch is not a config key; did you mean trainer.epochs?"),
+        ("trainr.epochs=5", "trainr.epochs is not a config key; did you mean trainer.epochs?"),
+        ("trainer.foo=1", "trainer.foo is not a config key; the keys of trainer: batch_size, "),
+        ("~trainer.epoch", "trainer.epoch is not a config key; did you mean trainer.epochs?"),
+        ("optimzer=adam", "optimzer is not a config group or key; accepted: model, optimizer, "),
+        ("optimzer=adam", "; did you mean optimizer?"),
+        ("dataset.noise=0.3", "dataset.noise is not a key of the chosen dataset: it belongs to "),
         ("model.widths=[1,", "cannot parse 'model.widths=[1,': no viable alternative at input"),
     ],
 )
@@ -370,5 +386,76 @@ def test_composition_errors_are_classified_by_type(override: str, line: str) -> 
 
     with pytest.raises(CompactHydraException) as info:
         composed(override)
-    assert composition_error(info.value).startswith(line)
+    assert line in composition_error(info.value)
     assert "_schedule" not in composition_error(info.value)  # not an option, a shared file
+    assert "\n" not in composition_error(info.value)
+
+
+def test_a_missing_plugin_names_the_extra_to_install() -> None:
+    from hydra.errors import MissingConfigException
+
+    from mlpx.app.messages import composition_error
+
+    for group, option, package in [
+        ("hydra/launcher", "joblib", "hydra-joblib-launcher"),
+        ("hydra/sweeper", "optuna", "hydra-optuna-sweeper"),
+        ("hydra/launcher", "submitit_slurm", "hydra-submitit-launcher"),
+    ]:
+        exc = MissingConfigException(
+            f"In 'hydra/config': Could not find '{group}/{option}'",
+            missing_cfg_file=f"{group}/{option}",
+            options=["basic"],
+        )
+        assert composition_error(exc) == (
+            f"{group}={option} needs the Hydra plugin {package}, which is not installed: "
+            "pip install 'mlpx[sweep]'"
+        )
+
+
+def test_private_files_and_yaml_errors_are_named(tmp_path: Path) -> None:
+    import yaml
+
+    from mlpx.app.messages import composition_error, private_option
+
+    assert private_option("optimizer=_schedule", CONF).startswith(
+        "optimizer=_schedule: _schedule.yaml is shared by the options of optimizer, not an "
+        "option itself; its options: adagrad, adam,"
+    )
+    assert private_option("optimizer=adam", CONF) is None
+    assert private_option("optimizer._x=1", CONF) is None
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("trainer:\n\tepochs: 2\n")
+    with bad.open() as f, pytest.raises(yaml.YAMLError) as info:
+        yaml.safe_load(f)
+    assert composition_error(info.value).startswith(
+        f"{bad}:2:1: not valid YAML: found character '\\t' that cannot start any token"
+    )
+
+
+def test_a_bad_value_is_traced_to_the_file_that_set_it(tmp_path: Path) -> None:
+    from mlpx.app.messages import config_source
+
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "mine.yaml").write_text(
+        "# @package _global_\ntrainer:\n  epochs: 0\n"
+    )
+    choices = {"model": "default", "trainer": "default", "experiment": "mine"}
+    folders = [str(CONF), str(tmp_path)]
+    mine = str(tmp_path / "experiment" / "mine.yaml")
+    assert config_source("trainer.epochs", choices, folders, []) == mine
+    assert config_source("trainer.epochs", choices, folders, ["trainer.epochs=0"]) is None
+    assert config_source("trainer.seed", choices, folders, []) == str(CONF / "trainer/default.yaml")
+    assert config_source("model.widths[1]", choices, folders, []) == str(
+        CONF / "model" / "default.yaml"
+    )
+    assert config_source("logger.name", choices, folders, []) is None  # logger not chosen
+
+
+def test_unknown_optimizer_keys_list_what_the_rule_accepts() -> None:
+    with pytest.raises(ConfigError) as info:
+        settings_from_dict(composed("+optimizer.momentum=0.9"))
+    assert str(info.value) == (
+        "optimizer.momentum is not a hyper-parameter of adam (a hyper-parameter of momentum, "
+        "nesterov, rmsprop, sgd); accepted: lr, betas, eps, weight_decay, amsgrad, schedule, "
+        "clip_norm"
+    )

@@ -1,6 +1,8 @@
 """Regenerate conf/hydra/help/mlpx.yaml (the text of `mlpx --help`) and docs/config.md.
 
-`mlpx --help` lists every option of every group with the first comment line of its file;
+`mlpx --help` lists every option of every group with the first comment line of its file,
+found at run time in the config search path (`--config-dir` and `hydra.searchpath` too:
+the `${mlpx_groups:}` resolver of mlpx.app.cli);
 docs/config.md every key with what it accepts, its default and what it does, from the
 declarations the config checks with (mlpx.app.config.declared_keys). Run after adding or
 renaming a config option or key: python tools/make_help.py
@@ -30,8 +32,9 @@ GROUPS = [
 ]
 
 HEADER = """\
-# The text of `mlpx --help`, made by tools/make_help.py: every option of every group with the
-# first comment line of its file (tests/test_config.py checks that this stays true).
+# The text of `mlpx --help`, made by tools/make_help.py. ${mlpx_groups:} lists every option of
+# every group in this run's config search path (--config-dir included) with the first comment
+# line of its file, when --help runs (mlpx.app.cli).
 app_name: mlpx
 header: |-
   mlpx: train the lecture's multilayer perceptron from YAML configs, tracked in MLflow.
@@ -63,23 +66,6 @@ FOOTER = """
 
   ${hydra.help.footer}
 """
-
-
-def first_comment(path: Path) -> str:
-    """The first comment line of a config file, without '# ' (skipping '# @package')."""
-    for line in path.read_text().splitlines():
-        if line.startswith("#") and "@package" not in line and "yaml-language-server" not in line:
-            return line.lstrip("# ").strip()
-    raise ValueError(f"{path} needs a first comment line saying what the option is")
-
-
-def option_lines() -> list[str]:
-    lines = []
-    for group in GROUPS:
-        lines.append(f"    {group}:")
-        for f in sorted((CONF / group).glob("[!_]*.yaml")):
-            lines.append(f"      {f.stem:<20} {first_comment(f)}")
-    return lines
 
 
 def _value(value: Any) -> str:
@@ -119,7 +105,7 @@ def config_reference() -> str:
 
 
 def main() -> None:
-    text = HEADER + "\n".join(option_lines()) + "\n" + FOOTER
+    text = HEADER + "  ${mlpx_groups:}\n" + FOOTER
     (CONF / "hydra" / "help" / "mlpx.yaml").write_text(text)
     REFERENCE.write_text(config_reference())
 

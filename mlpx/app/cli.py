@@ -20,12 +20,20 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from hydra.errors import CompactHydraException, MissingConfigException, OverrideParseException
+import yaml
+from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mlpx.app.config import ConfigError, Settings, settings_from_dict
+from mlpx.app.messages import (
+    composition_error,
+    config_source,
+    help_groups,
+    private_option,
+    search_folders,
+)
 from mlpx.app.summary import CONFIG_HASH_TAG
 
 
@@ -60,6 +68,51 @@ def _hydra_context() -> tuple[bool, str | None, str | None, str]:
 
     suffix = job_suffix(hc.sweep.dir, list(hc.overrides.task))
     return True, hc.sweep.dir, hc.runtime.output_dir, suffix
+
+
+def _search_folders() -> list[str]:
+    """The folders of this run's config search path, in Hydra's order."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return [config_dir()]
+    sources = HydraConfig.get().runtime.config_sources
+    return [str(s.path) for s in sources if s.schema == "file"]
+
+
+def _choices() -> dict[str, Any]:
+    """Group -> chosen option, in the order of the defaults list."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return {}
+    return dict(reversed(list(HydraConfig.get().runtime.choices.items())))
+
+
+def _with_source(message: str) -> str:
+    """A bad value's message, with the file it came from when a config file set it."""
+    from hydra.core.hydra_config import HydraConfig
+
+    key = re.match(r"[\w.\[\]]+", message)
+    if key is None or not HydraConfig.initialized():
+        return message
+    hc = HydraConfig.get()
+    try:
+        where = config_source(key[0], _choices(), _search_folders(), list(hc.overrides.task))
+    except OSError:
+        where = None
+    return f"{message} (set in {where})" if where else message
+
+
+def _help_groups() -> str:
+    """``${mlpx_groups:}`` in the --help template: the groups of this run's search path."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    loader = GlobalHydra.instance().config_loader()
+    return help_groups(loader, search_folders(loader))
+
+
+OmegaConf.register_new_resolver("mlpx_groups", _help_groups, replace=True)
 
 
 def _log_run_files(tracker: Any, cfg: DictConfig, job_dir: str | None) -> None:
@@ -101,10 +154,17 @@ def run(cfg: DictConfig) -> float:
         container = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as exc:  # an interpolation that does not resolve
         raise UserError(f"the config could not be resolved: {exc}") from None
+    overlay = container.get("experiment")
+    if overlay:  # an experiment file without '# @package _global_': its keys land here
+        name = _choices().get("experiment") or "<name>"
+        raise UserError(
+            f"experiment/{name}.yaml must start with the line '# @package _global_' (it sets "
+            f"{', '.join(f'experiment.{k}' for k in overlay)} instead of {', '.join(overlay)})"
+        )
     try:
         settings = settings_from_dict(container)
     except ConfigError as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(_with_source(str(exc))) from None
 
     from mlpx.app.sweep import config_hash, read_sweep_info, reuse_finished_run
 
@@ -439,28 +499,23 @@ def main(cfg: DictConfig) -> float:
         sys.exit(2)
 
 
-def composition_error(exc: CompactHydraException) -> str:
-    """What went wrong composing the config, for one line (classified by exception type)."""
-    if isinstance(exc, MissingConfigException) and exc.missing_cfg_file and exc.options:
-        group, _, option = exc.missing_cfg_file.rpartition("/")
-        options = ", ".join(o for o in exc.options if not o.startswith("_"))
-        return f"{group}={option}: {group} has no option {option!r}; its options: {options}"
-    if isinstance(exc, OverrideParseException):
-        return f"cannot parse {exc.override!r}: {exc.message.splitlines()[0]}"
-    return str(exc)  # Hydra's own words, e.g. "Could not override 'trainer.foo'. To append ..."
-
-
 def entry() -> None:
-    """Console script ``mlpx``: Hydra's composition errors exit 2 with one line, as mlpx's own.
+    """Console script ``mlpx``: Hydra's composition errors exit 2 with one line, as mlpx's own
+    (:func:`mlpx.app.messages.composition_error`).
 
     Hydra prints its errors itself unless ``HYDRA_FULL_ERROR=1``, then it raises them: set
     here, so they are caught by type. A user who sets it gets Hydra's full traceback.
     """
     full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    for arg in sys.argv[1:]:
+        message = private_option(arg, Path(config_dir()))
+        if message:
+            print(_error_line(message), file=sys.stderr)
+            sys.exit(2)
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         main()
-    except CompactHydraException as exc:  # composing: a missing option, a bad override
+    except (CompactHydraException, yaml.YAMLError) as exc:  # composing the config
         if full_error:
             raise
         print(_error_line(composition_error(exc)), file=sys.stderr)

@@ -190,6 +190,19 @@ class OptimizerSettings:
         return f"{self.name}-lr{self.lr:g}"
 
 
+def _known_hyperparameters(name: str, given: Mapping[str, Any]) -> None:
+    """An unknown key of the optimizer group: what ``name`` accepts, and which rules have it."""
+    accepted = [*OPTIMIZERS[name].HYPERPARAMETERS, "schedule", "clip_norm"]
+    for key in given:
+        if key not in accepted:
+            owners = sorted(n for n, c in OPTIMIZERS.items() if key in c.HYPERPARAMETERS)
+            has = f" (a hyper-parameter of {', '.join(owners)})" if owners else ""
+            raise ConfigError(
+                f"optimizer.{key} is not a hyper-parameter of {name}{has}; accepted: "
+                f"{', '.join(accepted)}"
+            )
+
+
 def optimizer_settings(o: Mapping[str, Any]) -> OptimizerSettings:
     """Check the optimizer group against the declarations of :mod:`mlpx.nn.optim` and
     :mod:`mlpx.nn.schedules` (``check_hyperparameters``): nothing is built."""
@@ -205,6 +218,7 @@ def optimizer_settings(o: Mapping[str, Any]) -> OptimizerSettings:
             o["schedule"] = schedule = None
     try:
         name = OPTIMIZER_NAME.check("optimizer.name", name)
+        _known_hyperparameters(name, o)
         clip = CLIP_NORM.check("optimizer.clip_norm", o.pop("clip_norm", None))
         values = check_hyperparameters(name, o, prefix="optimizer.")
     except ValueError as exc:
