@@ -6,8 +6,8 @@ mlpx.app.config, mlpx.data, mlpx.nn.optim and mlpx.nn.schedules):
 - conf/schemas/<group>.json for each config group, conf/schemas/config.json for the whole
   config (conf/config.yaml and the `# @package _global_` files of experiment/ and
   hparams_search/);
-- the first line of each conf/**/*.yaml (Hydra's own conf/hydra/ aside; after Hydra's
-  `# @package` header, which must stay on top):
+- a line in the header comment of each conf/**/*.yaml (Hydra's own conf/hydra/ aside),
+  after Hydra's `# @package` line (which must stay on top) and the file's description:
   `# yaml-language-server: $schema=<its schema>`, which VS Code's YAML extension (Red Hat)
   and other editors with the YAML language server read;
 - a comment on each key that has none (inline: what it means and what it accepts), from
@@ -61,11 +61,14 @@ def config_files() -> list[Path]:
 
 
 def with_schema_line(text: str, name: str) -> str:
-    """``text`` with ``# yaml-language-server: $schema=<name>`` first, after Hydra's header
-    (``# @package _global_``: Hydra reads it only from the top of the file)."""
+    """``text`` with ``# yaml-language-server: $schema=<name>`` after Hydra's header
+    (``# @package _global_``: Hydra reads it only from the top of the file) and the file's
+    one-line description (what ``mlpx --help`` shows)."""
     lines = [x for x in text.splitlines() if not x.startswith(SCHEMA_LINE)]
     top = 0
     while top < len(lines) and lines[top].startswith("# @"):
+        top += 1
+    if top < len(lines) and lines[top].startswith("#"):
         top += 1
     return "\n".join([*lines[:top], SCHEMA_LINE + name, *lines[top:]]) + "\n"
 
