@@ -93,12 +93,12 @@ def _with_source(message: str) -> str:
     """A bad value's message, with the file it came from when a config file set it."""
     from hydra.core.hydra_config import HydraConfig
 
-    key = re.match(r"[\w.\[\]]+", message)
+    key = re.match(r"([\w.\[\]]+) must be ", message)  # one key's value (not a clash)
     if key is None or not HydraConfig.initialized():
         return message
     hc = HydraConfig.get()
     try:
-        where = config_source(key[0], _choices(), _search_folders(), list(hc.overrides.task))
+        where = config_source(key[1], _choices(), _search_folders(), list(hc.overrides.task))
     except OSError:
         where = None
     return f"{message} (set in {where})" if where else message

@@ -136,8 +136,10 @@ def composition_error(exc: Exception) -> str:
     then by Hydra's wording where the type does not tell)."""
     if isinstance(exc, yaml.YAMLError):
         return yaml_error(exc)
-    if isinstance(exc, MissingConfigException) and exc.missing_cfg_file and exc.options:
-        return _missing_option(exc)
+    if isinstance(exc, MissingConfigException) and exc.missing_cfg_file:
+        group, _, option = exc.missing_cfg_file.rpartition("/")
+        if (group, option) in PLUGINS or exc.options:
+            return _missing_option(exc)
     if isinstance(exc, OverrideParseException):
         return f"cannot parse {exc.override!r}: {exc.message.splitlines()[0]}"
     text = str(exc)
