@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlpx.fast import kernels
-from tests.cli_helpers import client, runs_of
+from tests.cli_helpers import client, mlpx_env, runs_of
 from tests.cli_helpers import run_mlpx as mlpx
 
 pytestmark = pytest.mark.slow
@@ -260,3 +260,21 @@ def test_a_user_folder_of_experiments(tmp_path: Path) -> None:
         assert len(errors) == 1 and line in errors[0], proc.stderr
         assert "Traceback" not in proc.stderr
     assert str(mine / "experiment" / "negative.yaml") in errors[0]
+
+
+def test_a_missing_plugin_names_the_extra(tmp_path: Path) -> None:
+    """Without the sweep extra's plugins (hidden here by a regular hydra_plugins package
+    first on the path) a launcher or sweeper option says what to install."""
+    shadow = tmp_path / "shadow" / "hydra_plugins"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("")
+    env = mlpx_env(PYTHONPATH=str(shadow.parent))
+    for args, plugin in [
+        (["hydra/launcher=joblib"], "hydra/launcher=joblib needs the Hydra plugin hydra-joblib"),
+        (["hparams_search=mlp_optuna"], "hydra/sweeper=optuna needs the Hydra plugin hydra-optuna"),
+    ]:
+        proc = mlpx(tmp_path, *args, "logger=none", timeout=60, env=env)
+        assert proc.returncode == 2, proc.stderr
+        errors = [x for x in proc.stderr.splitlines() if x.startswith("mlpx: error:")]
+        assert len(errors) == 1 and plugin in errors[0], proc.stderr
+        assert errors[0].endswith("which is not installed: pip install 'mlpx[sweep]'")
