@@ -13,10 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema  # the test extra: the validator an editor's language server stands for
 import pytest
 import yaml
-
-jsonschema = pytest.importorskip("jsonschema")
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
