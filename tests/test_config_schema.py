@@ -141,3 +141,33 @@ def test_key_comments_are_added_only_where_missing() -> None:
     assert out[6].startswith("  patience: 2  # evaluations without gain")
     with pytest.raises(ValueError, match=r"^epoch is not a declared key$"):
         make_schemas.with_key_comments("epoch: 3\n", schema)
+
+
+SAMPLES = [
+    -1, 0, 1, 2, 3, 7, 10, 1000, 2**33, 0.005, 0.5, 0.999, 1.5, -0.5, 1234.5,
+    True, False, None, "", "  ", "x", "auto", "AUTO", "Off", "relu", "adam", "active",
+    "val/loss", "float32", "glorot_uniform", "numpy", "cpu", "cosine",
+    [], [1, 2], [128, 64], [0, 1], [0.9, 0.999], [0.9, 1.0], ["relu", "tanh"], [1, 2, 3],
+    {"a": 1},
+]  # fmt: skip
+
+
+def _accepts(check: Any, value: Any) -> bool:
+    try:
+        check("key", value)
+    except ValueError:
+        return False
+    return True
+
+
+def test_each_declared_rule_and_its_schema_accept_the_same_values() -> None:
+    """The schema is the declaration: on a spread of values, a key's check and its JSON
+    Schema agree (an integral float such as 1.0 aside, which JSON Schema counts as an
+    integer; no sample here is one)."""
+    from mlpx.app.config import declared_keys
+
+    for _, key, param in declared_keys():
+        schema = jsonschema.Draft7Validator(param.constraint.json_schema())
+        for value in SAMPLES:
+            by_check = _accepts(param.check, value)
+            assert schema.is_valid(value) == by_check, (key, value, by_check)
