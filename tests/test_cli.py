@@ -230,6 +230,10 @@ USER_EXPERIMENTS = {
         "# @package _global_\ntrainer:\n  epochs: [2\n",
         "broken.yaml:4:1: not valid YAML",
     ),
+    "typo.yaml": (
+        "# @package _global_\ntrainer:\n  epoch: 5\n",
+        "; did you mean trainer.epochs? (set in ",
+    ),
     "negative.yaml": (
         "# @package _global_\ntrainer:\n  epochs: -2\n",
         "trainer.epochs must be a positive integer, got -2 (set in ",

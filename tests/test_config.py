@@ -459,3 +459,26 @@ def test_unknown_optimizer_keys_list_what_the_rule_accepts() -> None:
         "nesterov, rmsprop, sgd); accepted: lr, betas, eps, weight_decay, amsgrad, schedule, "
         "clip_norm"
     )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "suggestion"),
+    [
+        (["+trainer.epoch=5"], "; did you mean trainer.epochs?"),
+        (["dataset=moons", "+dataset.nois=0.1"], "; did you mean dataset.noise?"),
+        (["+optimizer.bettas=[0.9,0.99]"], "; did you mean optimizer.betas?"),
+        (["+analysis.gradcheck.samplse=3"], "; did you mean analysis.gradcheck.samples?"),
+        (["+trainer.zzz=5"], None),
+    ],
+)
+def test_an_added_unknown_key_gets_the_nearest_name(overrides: list[str], suggestion) -> None:
+    from mlpx.app.messages import with_suggestion
+
+    with pytest.raises(ConfigError) as info:
+        settings_from_dict(composed(*overrides))
+    line = with_suggestion(str(info.value))
+    assert "; accepted: " in line
+    if suggestion is None:
+        assert line == str(info.value)
+    else:
+        assert line == str(info.value) + suggestion

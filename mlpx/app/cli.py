@@ -33,6 +33,7 @@ from mlpx.app.messages import (
     help_groups,
     private_option,
     search_folders,
+    with_suggestion,
 )
 from mlpx.app.summary import CONFIG_HASH_TAG
 
@@ -93,7 +94,8 @@ def _with_source(message: str) -> str:
     """A bad value's message, with the file it came from when a config file set it."""
     from hydra.core.hydra_config import HydraConfig
 
-    key = re.match(r"([\w.\[\]]+) must be ", message)  # one key's value (not a clash)
+    message = with_suggestion(message)
+    key = re.match(r"([\w.\[\]]+) (must be|is not a) ", message)  # one key (not a clash)
     if key is None or not HydraConfig.initialized():
         return message
     hc = HydraConfig.get()

@@ -30,6 +30,7 @@ __all__ = [
     "private_option",
     "search_folders",
     "unknown_key",
+    "with_suggestion",
     "yaml_error",
 ]
 
@@ -153,6 +154,16 @@ def composition_error(exc: Exception) -> str:
     if key and not key[1].startswith("hydra."):
         return unknown_key(key[1])
     return text  # Hydra's own words
+
+
+def with_suggestion(message: str) -> str:
+    """``<group>.<key> is not a ...; accepted: a, b, c`` (an unknown key a file or a ``+``
+    override added) with ``; did you mean <group>.<nearest>?`` when one is close."""
+    m = re.match(r"(?:(.+)\.)?(\w+) is not a [^;]+; accepted: ([\w, ]+)$", message)
+    if m is None:
+        return message
+    near = _nearest(m[2], m[3].split(", "))
+    return f"{message}; did you mean {m[1] + '.' if m[1] else ''}{near}?" if near else message
 
 
 def private_option(arg: str, conf: Path) -> str | None:
