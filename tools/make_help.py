@@ -90,7 +90,9 @@ def config_reference() -> str:
         "Every key `mlpx` accepts, what it accepts, its default (what a key left out of the",
         "config gets; the files in `conf/` say the same) and what it does. Generated from the",
         "declarations the config is checked with (`mlpx.app.config.declared_keys`) by",
-        "`python tools/make_help.py`; do not edit by hand.",
+        "`python tools/make_help.py`; do not edit by hand. The same declarations give the JSON",
+        "Schemas in `conf/schemas/` and the comment on each key of `conf/`",
+        "(`python tools/make_schemas.py`).",
     ]
     section = None
     for where, key, param in declared_keys():
