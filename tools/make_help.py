@@ -18,18 +18,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
 REFERENCE = ROOT / "docs" / "config.md"
-GROUPS = [
-    "model",
-    "optimizer",
-    "dataset",
-    "backend",
-    "trainer",
-    "logger",
-    "analysis",
-    "experiment",
-    "sweep",
-    "hparams_search",
-]
 
 HEADER = """\
 # The text of `mlpx --help`, made by tools/make_help.py. ${mlpx_groups:} lists every option of
