@@ -53,21 +53,36 @@ def test_default_run_reaches_95_percent_and_records_everything(tmp_path: Path) -
         "config/overrides.yaml",
         "figures/learning_curves.png",
         "figures/grad_norms.png",
-        # analysis=default
-        "figures/grad_norm_heatmap.png",
-        "figures/confusion_matrix.png",
-        "figures/activation_histograms.png",
-        "figures/saliency.png",
-        "figures/adversarial.png",
-        "figures/class_visualisation.png",
     } <= artifacts
-    # analysis=default: health metrics at the gradient-norm cadence, checks, FGSM
+    # analysis=default: health metrics at the gradient-norm cadence and the sanity checks;
+    # the input-gradient analyses and the analysis figures only with analysis=full (below)
+    figures = {a for a in artifacts if a.startswith("figures/")}
+    assert figures == {"figures/learning_curves.png", "figures/grad_norms.png"}
+    assert not any(k.startswith("adversarial/") for k in metrics)
     for key in ["weight_norm", "update_ratio", "delta_a_norm", "activation_mean", "dead_units"]:
         assert len(c.get_metric_history(rid, f"{key}/layer_1")) == steps // 50, key
     assert metrics["sanity/initial_loss/passed"] == 1.0
     assert metrics["sanity/overfit/passed"] == 1.0
+
+    # analysis=full: every figure and the FGSM accuracies, as the default recorded before
+    proc = mlpx(tmp_path, "analysis=full", "trainer.epochs=5", "logger.experiment_name=full")
+    assert proc.returncode == 0, proc.stderr
+    (run,) = runs_of(uri, "full")
+    rid, metrics = run.info.run_id, run.data.metrics
+    artifacts = {a.path for a in c.list_artifacts(rid, "figures")}
+    assert ANALYSIS_FULL_ONLY <= artifacts
     fgsm = [metrics[f"adversarial/accuracy_eps_{e}"] for e in ("0", "0.05", "0.1", "0.2", "0.3")]
     assert fgsm == sorted(fgsm, reverse=True) and fgsm[0] == metrics["test/accuracy"]
+
+
+ANALYSIS_FULL_ONLY = {
+    "figures/grad_norm_heatmap.png",
+    "figures/confusion_matrix.png",
+    "figures/activation_histograms.png",
+    "figures/saliency.png",
+    "figures/adversarial.png",
+    "figures/class_visualisation.png",
+}
 
 
 def test_gradcheck_mode_prints_the_table_and_logs_it(tmp_path: Path) -> None:
@@ -208,6 +223,26 @@ def test_help_lists_groups_quickly(tmp_path: Path) -> None:
         assert line in proc.stdout
     proc = mlpx(tmp_path, "--cfg", "job", timeout=60)
     assert proc.returncode == 0 and "widths:" in proc.stdout
+
+
+@pytest.mark.parametrize("args", [["--help"], ["model=deep", "optimizer.lr=0.5", "-h"]])
+def test_quick_help_is_hydras_help(tmp_path: Path, args: list[str]) -> None:
+    """`mlpx --help` is composed without Hydra's help command: the same text as Hydra's."""
+    import subprocess
+    import sys
+
+    quick = mlpx(tmp_path, *args, timeout=60)
+    code = "import sys; from mlpx.app.cli import main; sys.argv[0] = 'mlpx'; main()"
+    hydras = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=tmp_path,
+        env=mlpx_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert quick.returncode == hydras.returncode == 0, quick.stderr + hydras.stderr
+    assert "deep" in quick.stdout and quick.stdout == hydras.stdout
 
 
 USER_EXPERIMENTS = {
