@@ -385,7 +385,7 @@ GRADCHECK: dict[str, Param] = {
     ),
 }
 ADVERSARIAL: dict[str, Param] = {
-    "enabled": Param(Flag(), True, "FGSM accuracy on the test split"),
+    "enabled": Param(Flag(), False, "FGSM accuracy on the test split"),
     "epsilons": Param(
         ListOf(Number(low=0), plural="non-negative numbers"),
         [0.0, 0.05, 0.1, 0.2, 0.3],
@@ -394,7 +394,7 @@ ADVERSARIAL: dict[str, Param] = {
     "clip": Param(Flag(), True, "keep inputs in the training range"),
 }
 CLASS_VISUALISATION: dict[str, Param] = {
-    "enabled": Param(Flag(), True, "the input that maximises each class's logit"),
+    "enabled": Param(Flag(), False, "the input that maximises each class's logit"),
     "steps": Param(Integer(low=1), 100, "projected gradient ascent steps"),
     "lr": Param(_POSITIVE, 0.1, "each step moves lr * norm_bound"),
     "norm_bound": Param(Optional(_POSITIVE), None, "||x||_2 bound; null: sqrt(d)"),
@@ -404,10 +404,10 @@ ANALYSIS: dict[str, Param | dict[str, Param]] = {
     "health_metrics": Param(Flag(), True, "per-layer health metrics while training"),
     "sanity_checks": SANITY_CHECKS,
     "gradcheck": GRADCHECK,
-    "saliency": Param(Flag(), True, "|delta_x| maps of image data"),
+    "saliency": Param(Flag(), False, "|delta_x| maps of image data"),
     "adversarial": ADVERSARIAL,
     "class_visualisation": CLASS_VISUALISATION,
-    "figures": Param(Flag(), True, "the analysis figures"),
+    "figures": Param(Flag(), False, "the analysis figures"),
 }
 
 

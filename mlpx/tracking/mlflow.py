@@ -510,7 +510,7 @@ class MlflowTracker:
                 self._run_id,
                 figure,
                 name,
-                save_kwargs={"dpi": dpi, "bbox_inches": "tight"},
+                save_kwargs={"dpi": dpi},  # constrained layout: no second "tight" draw
                 what=f"log figure {name}",
             )
         finally:
