@@ -509,6 +509,11 @@ def test_analysis_config_files() -> None:
     assert not off["sanity_checks"]["enabled"] and not off["adversarial"]["enabled"]
     assert not off["class_visualisation"]["enabled"]
     assert off["gradcheck"] == default["gradcheck"]
-    for name in ("default", "off"):
+    full = OmegaConf.to_container(OmegaConf.load(CONF / "analysis" / "full.yaml"))
+    assert keys(full) == keys(default)  # full: every analysis on, the rest as the default
+    assert full["saliency"] and full["figures"] and full["health_metrics"]
+    assert full["adversarial"]["enabled"] and full["class_visualisation"]["enabled"]
+    assert full["sanity_checks"] == default["sanity_checks"]
+    for name in ("default", "full", "off"):
         first = (CONF / "analysis" / f"{name}.yaml").read_text().splitlines()[0]
         assert first.startswith("# ") and len(first) <= 120
