@@ -8,6 +8,7 @@ starts, so ``mlpx --help`` stays quick.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import re
@@ -566,6 +567,10 @@ def entry() -> None:
             raise
         print(_error_line(composition_error(exc)), file=sys.stderr)
         sys.exit(2)
+    finally:
+        # The process ends here: spare the interpreter's last garbage collection over every
+        # imported module (MLflow, scikit-learn, SciPy ...; ~0.5-0.7 s of a run's exit).
+        gc.freeze()
 
 
 if __name__ == "__main__":
