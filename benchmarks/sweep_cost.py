@@ -1,0 +1,198 @@
+"""What a run and a sweep cost around their training: mlpx against a plain scikit-learn loop.
+
+    python benchmarks/sweep_cost.py [--repeats 3] [--epochs 20] [--skip-single] [--out FILE]
+
+(``PYTHONPATH=<another checkout>`` measures that checkout's mlpx: the children inherit it.)
+
+The issue-14 grid, 12 jobs on digits::
+
+    mlpx -m optimizer.lr=0.001,0.003,0.01 model.widths=[64],[128] trainer.seed=0,1 \\
+        trainer.epochs=20
+
+each side a fresh process, in a fresh temporary folder with the MLflow store created
+beforehand (one `mlpx logger.experiment_name=warm trainer.epochs=1` run):
+
+* ``mlpx default``: the grid as above;
+* ``mlpx lean``: the same with ``analysis=off logger.log_figures=false``;
+* ``sklearn loop``: one Python process looping over the same 12 configurations with
+  ``MLPClassifier(hidden_layer_sizes=widths, learning_rate_init=lr, random_state=seed,
+  max_iter=epochs, batch_size=32)`` on the same split (load, standardise, fit, score).
+
+Then single runs (fresh processes, existing store): ``mlpx --help``, ``mlpx`` (default),
+``mlpx logger=none``, and ``mlpx`` on a fresh store. Each single run is also timed per phase
+in a child process that wraps mlpx's own functions with a clock (imports, config, store,
+data, training, analyses, figures, logging/end). Prints medians and writes
+``benchmarks/results/sweep_cost.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "benchmarks" / "results" / "sweep_cost.json"
+GRID = ["optimizer.lr=0.001,0.003,0.01", "model.widths=[64],[128]", "trainer.seed=0,1"]
+
+SKLEARN_LOOP = """
+import itertools, sys, warnings
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier
+from sklearn.preprocessing import StandardScaler
+warnings.simplefilter("ignore", ConvergenceWarning)
+epochs = int(sys.argv[1])
+X, y = load_digits(return_X_y=True)
+for lr, widths, seed in itertools.product([0.001, 0.003, 0.01], [(64,), (128,)], [0, 1]):
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, random_state=seed, stratify=y)
+    sc = StandardScaler().fit(Xtr)
+    clf = MLPClassifier(hidden_layer_sizes=widths, learning_rate_init=lr, random_state=seed,
+                        max_iter=epochs, batch_size=32)
+    clf.fit(sc.transform(Xtr), ytr)
+    clf.score(sc.transform(Xte), yte)
+"""
+
+# Run in a child: mlpx's entry point with a clock around each phase's function.
+PHASES = """
+import sys, time, json
+t0 = time.perf_counter()
+import mlpx.app.cli as cli
+import mlpx.app.build as build
+import mlpx.train as train
+t_import = time.perf_counter() - t0
+spent = {}
+def clock(owner, name, phase):
+    fn = getattr(owner, name)
+    def wrapped(*a, **k):
+        s = time.perf_counter()
+        try:
+            return fn(*a, **k)
+        finally:
+            spent[phase] = spent.get(phase, 0.0) + time.perf_counter() - s
+    setattr(owner, name, wrapped)
+clock(build, "build_dataset", "data")
+clock(build, "build_tracker", "store")
+clock(train, "fit", "training")
+clock(cli, "_sanity_checks", "analyses")
+clock(cli, "_post_training_analyses", "analyses")
+clock(cli, "_log_figures", "figures")
+sys.argv = ["mlpx"] + sys.argv[1:]
+try:
+    cli.entry()
+finally:
+    total = time.perf_counter() - t0
+    spent["imports (mlpx.app.cli)"] = t_import
+    spent["rest (config, model, logging, end)"] = total - sum(spent.values())
+    spent["total in process"] = total
+    print("PHASES " + json.dumps(spent), file=sys.stderr)
+"""
+
+
+def wall(cmd: list[str], cwd: str, env: dict[str, str] | None = None) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    took = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    return took
+
+
+def phases(args: list[str], cwd: str) -> dict[str, float]:
+    proc = subprocess.run(
+        [sys.executable, "-c", PHASES, *args], cwd=cwd, capture_output=True, text=True
+    )
+    line = [x for x in proc.stderr.splitlines() if x.startswith("PHASES ")]
+    if proc.returncode != 0 or not line:
+        raise RuntimeError(f"phases {args} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(line[-1][len("PHASES ") :])
+
+
+def fresh_store(root: str) -> str:
+    folder = tempfile.mkdtemp(dir=root)
+    wall(["mlpx", "logger.experiment_name=warm", "trainer.epochs=1"], folder)
+    return folder
+
+
+def median_phases(samples: list[dict[str, float]]) -> dict[str, float]:
+    return {k: round(statistics.median(s[k] for s in samples), 3) for k in samples[0]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--skip-single", action="store_true")
+    parser.add_argument("--out", type=Path, default=OUT, help="where the JSON goes")
+    args = parser.parse_args()
+    epochs = f"trainer.epochs={args.epochs}"
+    sides = {
+        "mlpx default": ["mlpx", "-m", *GRID, epochs],
+        "mlpx lean": ["mlpx", "-m", *GRID, epochs, "analysis=off", "logger.log_figures=false"],
+        "sklearn loop": [sys.executable, "-c", SKLEARN_LOOP, str(args.epochs)],
+    }
+    times: dict[str, list[float]] = {k: [] for k in sides}
+    singles: dict[str, list[float]] = {
+        "mlpx --help": [],
+        "mlpx (existing store)": [],
+        "mlpx logger=none": [],
+        "mlpx (fresh store)": [],
+    }
+    breakdown: dict[str, list[dict[str, float]]] = {
+        "mlpx (existing store)": [],
+        "mlpx logger=none": [],
+        "mlpx (fresh store)": [],
+    }
+    with tempfile.TemporaryDirectory() as root:
+        for r in range(args.repeats):
+            for name, cmd in sides.items():  # the sides take turns within each repeat
+                times[name].append(wall(cmd, fresh_store(root)))
+                print(f"repeat {r}: {name} {times[name][-1]:.2f} s", flush=True)
+            if args.skip_single:
+                continue
+            store = fresh_store(root)
+            singles["mlpx --help"].append(wall(["mlpx", "--help"], store))
+            singles["mlpx (existing store)"].append(wall(["mlpx"], store))
+            singles["mlpx logger=none"].append(wall(["mlpx", "logger=none"], store))
+            singles["mlpx (fresh store)"].append(wall(["mlpx"], tempfile.mkdtemp(dir=root)))
+            breakdown["mlpx (existing store)"].append(phases([], store))
+            breakdown["mlpx logger=none"].append(phases(["logger=none"], store))
+            breakdown["mlpx (fresh store)"].append(phases([], tempfile.mkdtemp(dir=root)))
+    sk = statistics.median(times["sklearn loop"])
+    result = {
+        "grid": " ".join(GRID) + f" {epochs}",
+        "repeats": args.repeats,
+        "cpus": os.cpu_count(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "sweep_seconds": {k: v for k, v in times.items()},
+        "sweep_median_s": {k: round(statistics.median(v), 2) for k, v in times.items()},
+        "sweep_ratio_to_sklearn": {
+            k: round(statistics.median(v) / sk, 2) for k, v in times.items()
+        },
+        "single_median_s": {k: round(statistics.median(v), 2) for k, v in singles.items() if v},
+        "single_phases_median_s": {k: median_phases(v) for k, v in breakdown.items() if v},
+    }
+    print(f"\n12-job digits grid ({result['grid']}), median of {args.repeats}:")
+    print("| side | wall s | x sklearn loop |\n|---|---:|---:|")
+    for k in times:
+        median, ratio = result["sweep_median_s"][k], result["sweep_ratio_to_sklearn"][k]
+        print(f"| {k} | {median:.2f} | {ratio} |")
+    if result["single_median_s"]:
+        print("\nsingle runs, median wall s:")
+        for k, v in result["single_median_s"].items():
+            print(f"  {k}: {v:.2f}")
+        for k, v in result["single_phases_median_s"].items():
+            print(f"\nphases of {k} (s): " + ", ".join(f"{p} {t:.2f}" for p, t in v.items()))
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwritten to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
