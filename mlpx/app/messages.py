@@ -41,19 +41,9 @@ PLUGINS = {
     ("hydra/launcher", "submitit_slurm"): "hydra-submitit-launcher",
     ("hydra/sweeper", "optuna"): "hydra-optuna-sweeper",
 }
-#: The groups whose options live in ``conf/`` (what ``--help`` lists).
-HELP_GROUPS = (
-    "model",
-    "optimizer",
-    "dataset",
-    "backend",
-    "trainer",
-    "logger",
-    "analysis",
-    "experiment",
-    "sweep",
-    "hparams_search",
-)
+#: The groups whose options live in ``conf/`` (what ``--help`` lists): the config's groups
+#: (``mode`` is a plain key) and the sweep searches.
+HELP_GROUPS = (*(key for key in TOP_KEYS if key != "mode"), "hparams_search")
 
 
 def _nearest(name: str, names: Iterable[str]) -> str | None:
