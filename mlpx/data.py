@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from mlpx import data_cache
 from mlpx.checks import (
     Choice,
     Const,
@@ -479,17 +480,15 @@ def load_dataset(
     split = check_split_options(val_size, test_size, seed, standardize)
     val_size, test_size, seed = split["val_size"], split["test_size"], split["seed"]
 
-    raw = _LOADERS[name](checked, int(seed))
-    X = np.ascontiguousarray(raw.X, dtype=np.float64)
-    labels, y = np.unique(raw.y, return_inverse=True)
-    y = y.astype(np.int64).reshape(-1)
-    class_names = raw.class_names or [str(v) for v in labels]
-    if len(labels) < 2:
-        raise ValueError(f"dataset {name!r} has a single class {class_names}; it needs two or more")
-
-    train, val, test = _split_indices(
-        name, y, class_names, float(val_size), float(test_size), int(seed)
+    key = data_cache.cache_key(
+        name, checked, {"val_size": val_size, "test_size": test_size, "seed": seed}
     )
+    cached = data_cache.load(key)
+    if cached is None:
+        cached = _load_and_split(name, checked, float(val_size), float(test_size), int(seed))
+        data_cache.save(key, cached)
+    X, y, class_names = cached.X, cached.y, cached.class_names
+    train, val, test = cached.train, cached.val, cached.test
     mean = scale = None
     if standardize:
         mean, scale = _fit_scaler(X[train])
@@ -503,10 +502,27 @@ def load_dataset(
         X_test=X[test],
         y_test=y[test],
         class_names=class_names,
-        feature_names=raw.feature_names,
-        image_shape=raw.image_shape,
+        feature_names=cached.feature_names,
+        image_shape=cached.image_shape,
         mean=mean,
         scale=scale,
+    )
+
+
+def _load_and_split(
+    name: str, checked: dict[str, Any], val_size: float, test_size: float, seed: int
+) -> data_cache.CachedSplit:
+    """Load with scikit-learn, encode the labels as 0..C-1 and split (what the cache keeps)."""
+    raw = _LOADERS[name](checked, seed)
+    X = np.ascontiguousarray(raw.X, dtype=np.float64)
+    labels, y = np.unique(raw.y, return_inverse=True)
+    y = y.astype(np.int64).reshape(-1)
+    class_names = raw.class_names or [str(v) for v in labels]
+    if len(labels) < 2:
+        raise ValueError(f"dataset {name!r} has a single class {class_names}; it needs two or more")
+    train, val, test = _split_indices(name, y, class_names, val_size, test_size, seed)
+    return data_cache.CachedSplit(
+        X, y, train, val, test, class_names, raw.feature_names, raw.image_shape
     )
 
 

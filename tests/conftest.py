@@ -44,3 +44,13 @@ def pytest_terminal_summary(terminalreporter) -> None:
     line = summary_line(WORST)
     if line is not None:
         terminalreporter.write_line(line)
+
+
+def pytest_configure(config) -> None:
+    """Split datasets cached in a folder of this session (mlpx/data_cache.py), not in ~/.cache;
+    the subprocesses the tests start inherit it. MLPX_DATA_CACHE set outside wins."""
+    import os
+    import tempfile
+
+    if "MLPX_DATA_CACHE" not in os.environ:
+        os.environ["MLPX_DATA_CACHE"] = tempfile.mkdtemp(prefix="mlpx-data-cache-")
