@@ -36,6 +36,7 @@ from mlpx.app.messages import (
     search_folders,
     with_suggestion,
 )
+from mlpx.app.plugins import expose_plugins
 from mlpx.app.summary import CONFIG_HASH_TAG
 
 
@@ -560,6 +561,7 @@ def entry() -> None:
         print(text)
         return
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    expose_plugins()  # mlpx's grid sweeper, also from an editable install
     try:
         main()
     except (CompactHydraException, yaml.YAMLError) as exc:  # composing the config
