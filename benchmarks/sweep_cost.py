@@ -1,6 +1,7 @@
 """What a run and a sweep cost around their training: mlpx against a plain scikit-learn loop.
 
-    python benchmarks/sweep_cost.py [--repeats 3] [--epochs 20] [--skip-single] [--out FILE]
+    python benchmarks/sweep_cost.py [--repeats 3] [--epochs 20] [--skip-single] [--skip-grid]
+        [--joblib "OVERRIDES" | --joblib ""] [--out FILE]
 
 (``PYTHONPATH=<another checkout>`` measures that checkout's mlpx: the children inherit it.)
 
@@ -17,6 +18,14 @@ beforehand (one `mlpx logger.experiment_name=warm trainer.epochs=1` run):
 * ``sklearn loop``: one Python process looping over the same 12 configurations with
   ``MLPClassifier(hidden_layer_sizes=widths, learning_rate_init=lr, random_state=seed,
   max_iter=epochs, batch_size=32)`` on the same split (load, standardise, fit, score).
+
+The joblib comparison (``--joblib``): a sweep of 6 jobs that each train ~2-3 s (every epoch,
+no early stopping), one job at a time and with ``hydra/launcher=joblib
+hydra.launcher.n_jobs=2``; the speed-up is the ratio of their medians.
+
+mlpx's split-dataset cache (``MLPX_DATA_CACHE``, mlpx/data_cache.py) lives in the temporary
+folder and is warm after the first run, as for a user after their first run; one single run
+with a cold cache is timed too.
 
 Then single runs (fresh processes, existing store): ``mlpx --help``, ``mlpx`` (default),
 ``mlpx logger=none``, and ``mlpx`` on a fresh store. Each single run is also timed per phase
@@ -121,6 +130,25 @@ def fresh_store(root: str) -> str:
     return folder
 
 
+# The joblib comparison: 6 jobs that train ~2-3 s each here (no early stopping, so every job
+# runs all its epochs), one at a time against hydra/launcher=joblib with 2 workers.
+JOBLIB_SWEEP = (
+    "trainer.seed=0,1,2,3,4,5 model.widths=[256,128] trainer.epochs=12 "
+    "trainer.early_stopping.patience=0"
+)
+
+
+def joblib_pair(root: str, overrides: str) -> dict[str, float]:
+    """Wall seconds of the same sweep one job at a time and with 2 joblib workers."""
+    args = ["mlpx", "-m", *overrides.split()]
+    return {
+        "one at a time": wall(args, fresh_store(root)),
+        "joblib n_jobs=2": wall(
+            [*args, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], fresh_store(root)
+        ),
+    }
+
+
 def median_phases(samples: list[dict[str, float]]) -> dict[str, float]:
     return {k: round(statistics.median(s[k] for s in samples), 3) for k in samples[0]}
 
@@ -130,6 +158,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--skip-single", action="store_true")
+    parser.add_argument("--skip-grid", action="store_true")
+    parser.add_argument(
+        "--joblib",
+        default=JOBLIB_SWEEP,
+        help="the overrides of the joblib comparison (its jobs should train >= 2 s each); "
+        "'' skips it",
+    )
     parser.add_argument("--out", type=Path, default=OUT, help="where the JSON goes")
     args = parser.parse_args()
     epochs = f"trainer.epochs={args.epochs}"
@@ -144,17 +179,28 @@ def main() -> None:
         "mlpx (existing store)": [],
         "mlpx logger=none": [],
         "mlpx (fresh store)": [],
+        "mlpx (existing store, cold data cache)": [],
     }
     breakdown: dict[str, list[dict[str, float]]] = {
         "mlpx (existing store)": [],
         "mlpx logger=none": [],
         "mlpx (fresh store)": [],
     }
+    joblib_times: dict[str, list[float]] = {"one at a time": [], "joblib n_jobs=2": []}
     with tempfile.TemporaryDirectory() as root:
+        # mlpx's split-dataset cache in this folder, warmed by each fresh_store run (as after
+        # a user's first run); a cold cache is measured once more at the end.
+        os.environ["MLPX_DATA_CACHE"] = os.path.join(root, "data-cache")
         for r in range(args.repeats):
             for name, cmd in sides.items():  # the sides take turns within each repeat
+                if args.skip_grid:
+                    break
                 times[name].append(wall(cmd, fresh_store(root)))
                 print(f"repeat {r}: {name} {times[name][-1]:.2f} s", flush=True)
+            if args.joblib:
+                for k, v in joblib_pair(root, args.joblib).items():
+                    joblib_times[k].append(v)
+                    print(f"repeat {r}: {k} {v:.2f} s", flush=True)
             if args.skip_single:
                 continue
             store = fresh_store(root)
@@ -162,10 +208,12 @@ def main() -> None:
             singles["mlpx (existing store)"].append(wall(["mlpx"], store))
             singles["mlpx logger=none"].append(wall(["mlpx", "logger=none"], store))
             singles["mlpx (fresh store)"].append(wall(["mlpx"], tempfile.mkdtemp(dir=root)))
+            cold = {**os.environ, "MLPX_DATA_CACHE": tempfile.mkdtemp(dir=root)}
+            singles["mlpx (existing store, cold data cache)"].append(wall(["mlpx"], store, cold))
             breakdown["mlpx (existing store)"].append(phases([], store))
             breakdown["mlpx logger=none"].append(phases(["logger=none"], store))
             breakdown["mlpx (fresh store)"].append(phases([], tempfile.mkdtemp(dir=root)))
-    sk = statistics.median(times["sklearn loop"])
+    sk = statistics.median(times["sklearn loop"]) if times["sklearn loop"] else float("nan")
     result = {
         "grid": " ".join(GRID) + f" {epochs}",
         "repeats": args.repeats,
@@ -178,7 +226,18 @@ def main() -> None:
         },
         "single_median_s": {k: round(statistics.median(v), 2) for k, v in singles.items() if v},
         "single_phases_median_s": {k: median_phases(v) for k, v in breakdown.items() if v},
+        "joblib_sweep": args.joblib,
+        "joblib_seconds": joblib_times,
     }
+    if joblib_times["one at a time"]:
+        one, two = (statistics.median(v) for v in joblib_times.values())
+        result["joblib_median_s"] = {
+            "one at a time": round(one, 2),
+            "joblib n_jobs=2": round(two, 2),
+        }
+        result["joblib_speedup"] = round(one / two, 2)
+    if args.skip_grid:
+        result.pop("sweep_ratio_to_sklearn")
     print(f"\n12-job digits grid ({result['grid']}), median of {args.repeats}:")
     print("| side | wall s | x sklearn loop |\n|---|---:|---:|")
     for k in times:
@@ -190,6 +249,11 @@ def main() -> None:
             print(f"  {k}: {v:.2f}")
         for k, v in result["single_phases_median_s"].items():
             print(f"\nphases of {k} (s): " + ", ".join(f"{p} {t:.2f}" for p, t in v.items()))
+    if "joblib_speedup" in result:
+        print(
+            f"\njoblib ({args.joblib}): {result['joblib_median_s']}, "
+            f"speed-up {result['joblib_speedup']}x"
+        )
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwritten to {args.out}")
 
