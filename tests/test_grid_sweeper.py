@@ -3,13 +3,14 @@ job per distinct shape; and the plugin's visibility to Hydra's scan from an edit
 
 from __future__ import annotations
 
+import importlib
 import pkgutil
 import subprocess
 import sys
 
 import pytest
 
-from hydra_plugins.mlpx_grid_sweeper.grid_sweeper import GridSweeper, job_shape, representatives
+from hydra_plugins.mlpx_grid_sweeper.grid_sweeper import job_shape, representatives
 from tests.cli_helpers import mlpx_env, run_mlpx
 
 
@@ -51,7 +52,11 @@ class _CountingLoader:
 
 
 def test_validation_composes_only_the_representatives():
-    sweeper = GridSweeper(max_batch_size=None, params=None)
+    # Hydra's plugin scan (run by other tests in this process) executes its core plugin modules
+    # again, making a new BasicSweeper class: reload so GridSweeper derives from the current one.
+    from hydra_plugins.mlpx_grid_sweeper import grid_sweeper
+
+    sweeper = importlib.reload(grid_sweeper).GridSweeper(max_batch_size=None, params=None)
     loader = _CountingLoader()
     sweeper.config_loader = loader  # what validate_batch_is_legal falls back to
     sweeper.config = object()
