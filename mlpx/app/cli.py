@@ -12,11 +12,7 @@ import gc
 import math
 import os
 import re
-import signal
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +32,7 @@ from mlpx.app.messages import (
     search_folders,
     with_suggestion,
 )
+from mlpx.app.signals import GUARD, Killed, checkpoint_phase
 from mlpx.app.summary import CONFIG_HASH_TAG
 
 
@@ -201,6 +198,8 @@ def run(cfg: DictConfig) -> float:
     from mlpx.tracking import TrackingError, flatten
     from mlpx.train import DivergenceError, Interrupted, StopRequest, fit, summary
 
+    GUARD.install()  # SIGINT/SIGTERM end the run KILLED at every phase (mlpx.app.signals)
+    GUARD.enter("build")
     try:
         checkpoint = (
             resolve_resume(settings.trainer.resume, settings) if settings.trainer.resume else None
@@ -212,17 +211,24 @@ def run(cfg: DictConfig) -> float:
         raise UserError(str(exc)) from None
     resume_run = _reachable_run(checkpoint, settings) if checkpoint else None
     parent = read_sweep_info(sweep_dir).get("parent_run_id") if sweep_dir else None
+    tracker = None
     try:
-        tracker = build_tracker(
-            settings,
-            flatten(container),
-            tags={**run_tags(settings, built), CONFIG_HASH_TAG: chash},
-            parent_run_id=parent,
-            suffix=suffix,
-            resume_run_id=resume_run,
-        )
+        with GUARD.section("deferred", "tracker"):  # no run created without its handle
+            checkpoint_phase("tracker")
+            tracker = build_tracker(
+                settings,
+                flatten(container),
+                tags={**run_tags(settings, built), CONFIG_HASH_TAG: chash},
+                parent_run_id=parent,
+                suffix=suffix,
+                resume_run_id=resume_run,
+            )
     except TrackingError as exc:
         raise UserError(str(exc)) from None
+    except Killed as exc:
+        if tracker is not None:
+            tracker.finish("KILLED", error=str(exc))
+        raise
 
     ckpt_dir = Path(job_dir or ".") / "checkpoints"
     checkpointer = Checkpointer(
@@ -231,23 +237,23 @@ def run(cfg: DictConfig) -> float:
     stop = StopRequest()
     status, error = "FAILED", None
     try:
-        with _stop_on_signals(stop):
-            _log_run_files(tracker, cfg, job_dir)
-            if checkpoint is not None:
-                tracker.set_tags({"mlpx.resumed_from": str(checkpoint.path)})
-                print(
-                    f"mlpx: resuming from {checkpoint.path} (epoch {state.epoch}, step "
-                    f"{state.step})",
-                    file=sys.stderr,
-                )
-            print(f"mlpx: {settings.run_name()} on {data!r}: {model!r}", file=sys.stderr)
-            if settings.mode == "gradcheck":
-                value = _gradcheck(settings, model, data, tracker)
-                status = "FINISHED"
-                return value
-            an = settings.analysis
-            if an.sanity_checks.enabled and checkpoint is None:
-                _sanity_checks(settings, model, data, tracker)
+        GUARD.enter("start")
+        _log_run_files(tracker, cfg, job_dir)
+        if checkpoint is not None:
+            tracker.set_tags({"mlpx.resumed_from": str(checkpoint.path)})
+            print(
+                f"mlpx: resuming from {checkpoint.path} (epoch {state.epoch}, step {state.step})",
+                file=sys.stderr,
+            )
+        print(f"mlpx: {settings.run_name()} on {data!r}: {model!r}", file=sys.stderr)
+        if settings.mode == "gradcheck":
+            value = _gradcheck(settings, model, data, tracker)
+            status = "FINISHED"
+            return value
+        an = settings.analysis
+        if an.sanity_checks.enabled and checkpoint is None:
+            _sanity_checks(settings, model, data, tracker)
+        with GUARD.section("graceful", "training", stop):
             result = fit(
                 model,
                 optimizer,
@@ -263,9 +269,12 @@ def run(cfg: DictConfig) -> float:
                 health_metrics=an.health_metrics,
             )
         draw = settings.logger.log_figures and settings.logger.name != "none"
+        GUARD.enter("figures")
         if draw:
             _log_figures(tracker, result.history)
+        GUARD.enter("analyses")
         _post_training_analyses(settings, model, data, tracker, result, draw)
+        GUARD.enter("final")
         tracker.log_metrics({"objective": result.objective}, step=result.steps)
         tracker.set_tags(
             {"best_epoch": str(result.best_epoch), "stopped_early": str(result.stopped_early)}
@@ -288,8 +297,11 @@ def run(cfg: DictConfig) -> float:
             file=sys.stderr,
         )
         raise SystemExit(128 + exc.signum) from None
-    except KeyboardInterrupt:
-        status, error = "KILLED", "interrupted twice: stopped at once, no checkpoint"
+    except Killed as exc:  # a signal outside the training loop, or a second one in it
+        status, error = "KILLED", str(exc)
+        raise
+    except KeyboardInterrupt:  # signal handlers not installed (not the main thread)
+        status, error = "KILLED", "interrupted: stopped at once, no checkpoint"
         raise SystemExit(130) from None
     except DivergenceError as exc:
         error = str(exc)
@@ -302,7 +314,9 @@ def run(cfg: DictConfig) -> float:
         error = f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        tracker.finish(status, error=error)
+        with GUARD.section("deferred", "finish"):  # the run is ended whole
+            checkpoint_phase("finish")
+            tracker.finish(status, error=error)
 
 
 def _gradcheck(settings: Settings, model: Any, data: Any, tracker: Any) -> float:
@@ -378,31 +392,6 @@ def _post_training_analyses(
         figures=an.figures,
         draw=draw,
     )
-
-
-@contextmanager
-def _stop_on_signals(stop: Any) -> Iterator[None]:
-    """SIGINT/SIGTERM: finish the step, checkpoint, stop; a second signal stops at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be installed from the main thread
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if stop.signum is not None:
-            raise KeyboardInterrupt
-        stop.signum = signum
-        print(
-            f"mlpx: signal {signum}: finishing the current step and writing a checkpoint "
-            "(press Ctrl-C again to stop at once)",
-            file=sys.stderr,
-        )
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -506,6 +495,9 @@ def main(cfg: DictConfig) -> float:
     multirun = _hydra_context()[0]
     try:
         return run(cfg)
+    except Killed as exc:
+        print(f"mlpx: {exc}: the run is ended KILLED", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
     except UserError as exc:
         print(_error_line(str(exc)), file=sys.stderr)
         if multirun and sweep_switches(cfg)[1]:
@@ -560,8 +552,12 @@ def entry() -> None:
         print(text)
         return
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    GUARD.install()
     try:
         main()
+    except Killed as exc:  # composing the config, or after the run ended
+        print(f"mlpx: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
     except (CompactHydraException, yaml.YAMLError) as exc:  # composing the config
         if full_error:
             raise

@@ -1,0 +1,78 @@
+"""SIGINT/SIGTERM at every phase of a real ``mlpx`` process (issue 19, case 4).
+
+``MLPX_TEST_PAUSE=<phase>`` (mlpx.app.signals) makes the process sleep at a known phase
+and say so on stderr; the test signals it there and checks the exit code (128 + signum),
+the one line, and that the MLflow run (if one was created) ended KILLED, never RUNNING.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cli_helpers import mlpx_env, runs_of
+
+# phase -> whether an MLflow run exists by then
+PHASES = [
+    ("build", False),
+    ("tracker", True),
+    ("start", True),
+    ("figures", True),
+    ("analyses", True),
+    ("final", True),
+    ("finish", True),
+]
+
+
+def _signal_at(tmp_path: Path, phase: str, sig: int, *extra: str) -> tuple[int, str, str]:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    pause = f"{phase}:5" if phase in ("tracker", "finish") else f"{phase}:60"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlpx", f"logger.tracking_uri={uri}", "dataset=iris",
+         "trainer.epochs=2", "analysis.figures=true", *extra],  # fmt: skip
+        cwd=tmp_path,
+        env=mlpx_env(MLPX_TEST_PAUSE=pause),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if line.startswith(f"mlpx: test pause at {phase}"):
+            break
+    else:
+        proc.wait(timeout=60)
+        pytest.fail(f"never reached {phase}:\n{''.join(seen)}")
+    proc.send_signal(sig)
+    rest = proc.stderr.read()
+    return proc.wait(timeout=120), "".join(seen) + rest, uri
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("phase", "has_run"), PHASES, ids=[p for p, _ in PHASES])
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_at_any_phase_ends_the_run_killed(tmp_path, phase, has_run, sig, code) -> None:
+    if sig == signal.SIGINT and phase not in ("figures", "finish"):
+        pytest.skip("SIGINT takes the same path as SIGTERM: two phases suffice")
+    rc, err, uri = _signal_at(tmp_path, phase, sig)
+    assert rc == code, err
+    assert "Traceback" not in err, err
+    stopped = [x for x in err.splitlines() if x.startswith("mlpx: stopped by signal")]
+    assert len(stopped) == 1, err
+    assert f"({signal.Signals(sig).name})" in stopped[0]
+    runs = runs_of(uri) if (tmp_path / "mlflow.db").exists() else []
+    assert all(r.info.status != "RUNNING" for r in runs), [r.info.status for r in runs]
+    if not has_run:
+        assert runs == []
+        return
+    (run,) = runs
+    if phase == "finish":  # everything was recorded: the run ends whole, then the exit
+        assert run.info.status == "FINISHED", err
+    else:
+        assert run.info.status == "KILLED", err
+        assert "stopped by signal" in run.data.tags.get("error", ""), run.data.tags
