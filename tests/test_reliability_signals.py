@@ -28,12 +28,14 @@ PHASES = [
 ]
 
 
+ARGS = ["dataset=iris", "trainer.epochs=2", "analysis.figures=true"]
+
+
 def _signal_at(tmp_path: Path, phase: str, sig: int, *extra: str) -> tuple[int, str, str]:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     pause = f"{phase}:5" if phase in ("tracker", "finish") else f"{phase}:60"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlpx", f"logger.tracking_uri={uri}", "dataset=iris",
-         "trainer.epochs=2", "analysis.figures=true", *extra],  # fmt: skip
+        [sys.executable, "-m", "mlpx", f"logger.tracking_uri={uri}", *ARGS, *extra],
         cwd=tmp_path,
         env=mlpx_env(MLPX_TEST_PAUSE=pause),
         stderr=subprocess.PIPE,
