@@ -34,6 +34,7 @@ from mlpx.app.messages import (
 )
 from mlpx.app.signals import GUARD, Killed, checkpoint_phase
 from mlpx.app.summary import CONFIG_HASH_TAG
+from mlpx.redact import mask_log_records, mask_secrets
 
 
 def config_dir() -> str:
@@ -50,7 +51,7 @@ class UserError(Exception):
 
 
 def _error_line(message: str) -> str:
-    return "mlpx: error: " + " ".join(str(message).split())
+    return "mlpx: error: " + " ".join(mask_secrets(str(message)).split())
 
 
 def _hydra_context() -> tuple[bool, str | None, str | None, str]:
@@ -134,8 +135,8 @@ def _log_run_files(tracker: Any, cfg: DictConfig, job_dir: str | None) -> None:
     tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/config.yaml")
     if job_dir:
         overrides = Path(job_dir) / ".hydra" / "overrides.yaml"
-        if overrides.is_file():
-            tracker.log_artifact(str(overrides), "config")
+        if overrides.is_file():  # as text: log_text masks credentials (mlpx.redact)
+            tracker.log_text(overrides.read_text(), "config/overrides.yaml")
 
 
 def _log_figures(tracker: Any, history: dict[str, list[tuple[int, float]]]) -> None:
@@ -553,6 +554,7 @@ def entry() -> None:
         return
     os.environ["HYDRA_FULL_ERROR"] = "1"
     GUARD.install()
+    mask_log_records()  # Hydra and MLflow log the tracking URI
     try:
         main()
     except Killed as exc:  # composing the config, or after the run ended
