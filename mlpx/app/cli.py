@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mlpx.app.config import ConfigError, Settings, settings_from_dict
+from mlpx.app.limits import bounded, check_sizes
 from mlpx.app.messages import (
     composition_error,
     config_source,
@@ -205,6 +206,7 @@ def run(cfg: DictConfig) -> float:
         checkpoint = (
             resolve_resume(settings.trainer.resume, settings) if settings.trainer.resume else None
         )
+        check_sizes(settings, container)  # before anything large is allocated
         built = build(settings)
         model, optimizer, data, rng = built.model, built.optimizer, built.data, built.rng
         state = checkpoint.restore(model, optimizer, rng) if checkpoint else None
@@ -246,7 +248,10 @@ def run(cfg: DictConfig) -> float:
                 f"mlpx: resuming from {checkpoint.path} (epoch {state.epoch}, step {state.step})",
                 file=sys.stderr,
             )
-        print(f"mlpx: {settings.run_name()} on {data!r}: {model!r}", file=sys.stderr)
+        print(
+            f"mlpx: {bounded(f'{settings.run_name()} on {data!r}: {model!r}', 400)}",
+            file=sys.stderr,
+        )
         if settings.mode == "gradcheck":
             value = _gradcheck(settings, model, data, tracker)
             status = "FINISHED"
