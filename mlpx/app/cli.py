@@ -24,7 +24,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mlpx.app.config import ConfigError, Settings, settings_from_dict
-from mlpx.app.limits import bounded, check_sizes
+from mlpx.app.failed_job import record_failed_job
+from mlpx.app.limits import bounded, check_parallelism, check_sizes
 from mlpx.app.messages import (
     composition_error,
     config_source,
@@ -48,7 +49,14 @@ def config_dir() -> str:
 
 
 class UserError(Exception):
-    """An error in what the user asked for: printed as one line, no traceback."""
+    """An error in what the user asked for: printed as one line, no traceback.
+
+    ``recorded``: the job's MLflow run holds it already (or the store cannot take one);
+    otherwise a sweep job gets a FAILED child run for it (:mod:`mlpx.app.failed_job`)."""
+
+    def __init__(self, message: str, *, recorded: bool = False) -> None:
+        super().__init__(message)
+        self.recorded = recorded
 
 
 def _error_line(message: str) -> str:
@@ -227,7 +235,7 @@ def run(cfg: DictConfig) -> float:
                 resume_run_id=resume_run,
             )
     except TrackingError as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(str(exc), recorded=True) from None
     except Killed as exc:
         if tracker is not None:
             tracker.finish("KILLED", error=str(exc))
@@ -303,6 +311,9 @@ def run(cfg: DictConfig) -> float:
             file=sys.stderr,
         )
         raise SystemExit(128 + exc.signum) from None
+    except UserError as exc:  # the gradient check
+        error = str(exc)
+        raise UserError(error, recorded=True) from None
     except Killed as exc:  # a signal outside the training loop, or a second one in it
         status, error = "KILLED", str(exc)
         raise
@@ -312,10 +323,10 @@ def run(cfg: DictConfig) -> float:
     except DivergenceError as exc:
         error = str(exc)
         tracker.set_tags({"diverged": "true"})
-        raise UserError(error) from None
+        raise UserError(error, recorded=True) from None
     except ValueError as exc:
         error = str(exc)
-        raise UserError(error) from None
+        raise UserError(error, recorded=True) from None
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         raise
@@ -486,6 +497,10 @@ class OutputDirCheck(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._check(str(config.hydra.sweep.dir), "hydra.sweep.dir")
+        message = check_parallelism(config.hydra)  # before joblib's traceback (n_jobs=0)
+        if message:
+            print(_error_line(message), file=sys.stderr)
+            raise SystemExit(2)
 
 
 def worst_objective(direction: str) -> float:
@@ -506,6 +521,8 @@ def main(cfg: DictConfig) -> float:
         raise SystemExit(exc.exit_code) from None
     except UserError as exc:
         print(_error_line(str(exc)), file=sys.stderr)
+        if multirun and not exc.recorded:  # a FAILED child, as docs/sweeps.md says
+            record_failed_job(cfg, str(exc))
         if multirun and sweep_switches(cfg)[1]:
             print("mlpx: sweep.stop_on_failure=true: stopping the sweep", file=sys.stderr)
         elif multirun:  # the sweep goes on with the other jobs

@@ -137,3 +137,21 @@ def check_sizes(settings: Settings, raw: Mapping[str, Any]) -> None:
         f"{key}: {what} needs about {format_bytes(total)} but only "
         f"{format_bytes(available)} {where} is available: {fix}"
     )
+
+
+def check_parallelism(hydra_cfg: Any) -> str | None:
+    """The message for a launcher's or sweeper's ``n_jobs`` that cannot work, else None.
+
+    joblib takes a non-zero integer (-1: every CPU, -2: all but one ...; 0 "has no
+    meaning"); Optuna's sweeper a positive one."""
+    for group, key, low in (("launcher", "n_jobs", None), ("sweeper", "n_jobs", 1)):
+        node = hydra_cfg.get(group) if hasattr(hydra_cfg, "get") else None
+        value = node.get(key) if node is not None and hasattr(node, "get") else None
+        if value is None:
+            continue
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        ok = ok and (value != 0 if low is None else value >= low)
+        if not ok:
+            accepted = "a positive integer" if low else "a non-zero integer (-1: every CPU)"
+            return f"hydra.{group}.{key} must be {accepted}, got {value!r}"
+    return None
