@@ -30,6 +30,7 @@ from mlpx.app.messages import (
     composition_error,
     config_source,
     help_groups,
+    overlay_error,
     private_option,
     search_folders,
     with_suggestion,
@@ -178,13 +179,9 @@ def run(cfg: DictConfig) -> float:
         container = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as exc:  # an interpolation that does not resolve
         raise UserError(f"the config could not be resolved: {exc}") from None
-    overlay = container.get("experiment")
-    if overlay:  # an experiment file without '# @package _global_': its keys land here
-        name = _choices().get("experiment") or "<name>"
-        raise UserError(
-            f"experiment/{name}.yaml must start with the line '# @package _global_' (it sets "
-            f"{', '.join(f'experiment.{k}' for k in overlay)} instead of {', '.join(overlay)})"
-        )
+    overlay = overlay_error(container, _choices(), _search_folders())
+    if overlay:  # an overlay without '# @package _global_': its keys would go unused
+        raise UserError(overlay)
     try:
         settings = settings_from_dict(container)
     except ConfigError as exc:
