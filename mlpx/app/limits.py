@@ -43,7 +43,7 @@ def bounded(text: str, limit: int = MAX_RUN_NAME) -> str:
     if len(text) <= limit:
         return text
     digest = hashlib.sha256(text.encode()).hexdigest()[:8]
-    return f"{text[: limit - 12]}...{digest}"
+    return f"{text[: limit - 11]}...{digest}"
 
 
 def _short(values: list[int]) -> str:
