@@ -24,14 +24,17 @@ def record_failed_job(cfg: DictConfig, error: str) -> str | None:
 
     if not HydraConfig.initialized():
         return None
-    from mlpx.app.sweep import job_suffix, read_sweep_info
+    from mlpx.app.summary import CONFIG_HASH_TAG
+    from mlpx.app.sweep import config_hash, job_suffix, read_sweep_info
 
     hc = HydraConfig.get()
     info = read_sweep_info(hc.sweep.dir)
     if not info.get("parent_run_id") or OmegaConf.select(cfg, "logger.name") == "none":
         return None
+    tags = {"mlpx.invalid_config": "true"}
     try:
         params: Any = OmegaConf.to_container(cfg, resolve=True)
+        tags[CONFIG_HASH_TAG] = config_hash(params)  # a relaunch's retry replaces this row
     except OmegaConfBaseException:
         params = OmegaConf.to_container(cfg, resolve=False)
     suffix = job_suffix(hc.sweep.dir, list(hc.overrides.task))
@@ -43,7 +46,7 @@ def record_failed_job(cfg: DictConfig, error: str) -> str | None:
             str(info.get("experiment_name", "mlpx")),
             bounded(f"invalid config [{suffix}]" if suffix else "invalid config"),
             parent_run_id=info["parent_run_id"],
-            tags={"mlpx.invalid_config": "true"},
+            tags=tags,
         )
         if isinstance(params, Mapping):
             tracker.log_params(flatten(params))
