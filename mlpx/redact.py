@@ -14,7 +14,14 @@ import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-__all__ = ["MASK", "has_secret", "mask_secrets"]
+__all__ = [
+    "MASK",
+    "MaskedStream",
+    "has_secret",
+    "mask_log_records",
+    "mask_secrets",
+    "mask_std_streams",
+]
 
 MASK = "***"
 
@@ -80,3 +87,33 @@ def mask_log_records() -> None:
 
     factory.mlpx_masks = True  # type: ignore[attr-defined]
     logging.setLogRecordFactory(factory)
+
+
+class MaskedStream:
+    """A text stream that writes through :func:`mask_secrets` (every other attribute is the
+    wrapped stream's: ``isatty``, ``fileno``, ``encoding``, ``buffer`` ...)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(_mask_text(text) if isinstance(text, str) else text)
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+def mask_std_streams() -> None:
+    """Wrap ``sys.stdout`` and ``sys.stderr`` in :class:`MaskedStream` (once): libraries
+    print URIs too (MLflow's "View run ... at: http://user:pw@host/...")."""
+    import sys
+
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not isinstance(stream, MaskedStream):
+            setattr(sys, name, MaskedStream(stream))

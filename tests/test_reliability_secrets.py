@@ -124,3 +124,16 @@ def test_tracking_uri_password_is_stored_and_printed_nowhere(tmp_path: Path) -> 
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
+
+
+def test_masked_stream_masks_what_libraries_print() -> None:
+    import io
+
+    from mlpx.redact import MaskedStream
+
+    raw = io.StringIO()
+    stream = MaskedStream(raw)
+    stream.write("View run at: http://u:pw@h:5000/#/runs/1\n")
+    stream.writelines(["ok\n", "postgresql://a:b@db/x\n"])
+    assert raw.getvalue() == "View run at: http://***@h:5000/#/runs/1\nok\npostgresql://***@db/x\n"
+    assert stream.getvalue() == raw.getvalue()  # everything else is the wrapped stream's

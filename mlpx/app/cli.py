@@ -37,7 +37,7 @@ from mlpx.app.messages import (
 )
 from mlpx.app.signals import GUARD, Killed, checkpoint_phase
 from mlpx.app.summary import CONFIG_HASH_TAG
-from mlpx.redact import mask_log_records, mask_secrets
+from mlpx.redact import mask_log_records, mask_secrets, mask_std_streams
 
 
 def config_dir() -> str:
@@ -573,7 +573,8 @@ def entry() -> None:
         return
     os.environ["HYDRA_FULL_ERROR"] = "1"
     GUARD.install()
-    mask_log_records()  # Hydra and MLflow log the tracking URI
+    mask_log_records()  # Hydra and MLflow log the tracking URI ...
+    mask_std_streams()  # ... and MLflow prints it ("View run ... at: <uri>")
     try:
         main()
     except Killed as exc:  # composing the config, or after the run ended
