@@ -78,3 +78,54 @@ def test_a_signal_at_any_phase_ends_the_run_killed(tmp_path, phase, has_run, sig
     else:
         assert run.info.status == "KILLED", err
         assert "stopped by signal" in run.data.tags.get("error", ""), run.data.tags
+
+
+# ------------------------------------------------------------------ the guard itself (quick)
+
+
+@pytest.fixture()
+def guard():
+    from mlpx.app.signals import SignalGuard
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    g = SignalGuard()
+    assert g.install()
+    yield g
+    for s, h in saved.items():
+        signal.signal(s, h)
+
+
+def _kill(sig: int = signal.SIGTERM) -> None:
+    import os
+    import time
+
+    os.kill(os.getpid(), sig)
+    time.sleep(0.01)  # the handler runs at the next bytecode of the main thread
+
+
+def test_guard_immediate_deferred_and_graceful(guard) -> None:
+    from mlpx.app.signals import Killed
+    from mlpx.train import StopRequest
+
+    guard.enter("figures")
+    with pytest.raises(Killed) as info:
+        _kill()
+    assert info.value.exit_code == 143 and "during figures" in str(info.value)
+
+    reached_end = False
+    with pytest.raises(Killed, match="during tracker"):
+        with guard.section("deferred", "tracker"):
+            _kill(signal.SIGINT)
+            reached_end = True  # the section finished its work first
+    assert reached_end and guard.mode == "immediate"
+
+    stop = StopRequest()
+    with pytest.raises(Killed, match=r"training \(after its last step\)"):
+        with guard.section("graceful", "training", stop):
+            _kill()
+            assert stop.signum == signal.SIGTERM  # asked to stop, not stopped
+    stop = StopRequest()
+    with pytest.raises(Killed, match="a second signal"):
+        with guard.section("graceful", "training", stop):
+            _kill()
+            _kill()

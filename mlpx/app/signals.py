@@ -93,8 +93,8 @@ class SignalGuard:
     @contextmanager
     def section(self, mode: str, phase: str, stop: Any = None) -> Iterator[None]:
         """Run the block in ``mode`` (``graceful`` needs ``stop``); restore the previous
-        mode after it. A signal deferred inside raises :class:`Killed` at the end of the
-        block (unless the block raised already)."""
+        mode after it. A signal deferred inside, or a stop request the block did not act
+        on, raises :class:`Killed` at the end of the block (unless the block raised)."""
         saved = self.mode, self.phase, self.stop
         self.mode, self.phase, self.stop = mode, phase, stop
         try:
@@ -104,6 +104,10 @@ class SignalGuard:
         if mode == "deferred" and self.pending is not None:
             signum, self.pending = self.pending, None
             raise Killed(signum, phase)
+        if mode == "graceful" and stop is not None and stop.signum is not None:
+            # the signal came after the last step (final checkpoint, test evaluation):
+            # the loop ended normally, so stop here instead of going on to the figures
+            raise Killed(stop.signum, f"{phase} (after its last step)")
 
     def enter(self, phase: str) -> None:
         """Name the phase now under way (for the messages) and honour the test pause."""
