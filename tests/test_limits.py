@@ -217,3 +217,22 @@ def test_an_overlay_without_the_global_package_is_named(tmp_path: Path) -> None:
     )
     hp = overlay_error({"hparams_search": {"x": 1}}, {"hparams_search": "mine"}, [str(tmp_path)])
     assert hp.startswith("hparams_search/mine.yaml must start with") and math.isfinite(len(hp))
+
+
+@pytest.mark.gpu
+def test_on_cuda_the_gpu_memory_is_the_limit(compose) -> None:
+    """torch on cuda: the estimate is compared with the GPU's free memory (not the RAM)."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    free = torch.cuda.mem_get_info()[0]
+    width = 1
+    while True:  # the smallest power-of-two width whose estimate exceeds the free memory
+        container = compose("backend=torch", "backend.device=cuda", f"model.widths=[{width}]")
+        if sum(estimate(settings_from_dict(container)).values()) > free:
+            break
+        width *= 2
+    with pytest.raises(ConfigError, match=r"on the GPU is available: use smaller model.widths"):
+        check_sizes(settings_from_dict(container), container)
+    half = compose("backend=torch", "backend.device=cuda", f"model.widths=[{width // 4}]")
+    check_sizes(settings_from_dict(half), half)  # a quarter of it fits
