@@ -55,12 +55,17 @@ def _signal_at(tmp_path: Path, phase: str, sig: int, *extra: str) -> tuple[int, 
     return proc.wait(timeout=120), "".join(seen) + rest, uri
 
 
+SIGNALLED = [(p, run, signal.SIGTERM, 143) for p, run in PHASES] + [
+    ("figures", True, signal.SIGINT, 130),  # SIGINT takes the same path: two phases suffice
+    ("finish", True, signal.SIGINT, 130),
+]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(("phase", "has_run"), PHASES, ids=[p for p, _ in PHASES])
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize(
+    ("phase", "has_run", "sig", "code"), SIGNALLED, ids=[f"{p}-{c}" for p, _, _, c in SIGNALLED]
+)
 def test_a_signal_at_any_phase_ends_the_run_killed(tmp_path, phase, has_run, sig, code) -> None:
-    if sig == signal.SIGINT and phase not in ("figures", "finish"):
-        pytest.skip("SIGINT takes the same path as SIGTERM: two phases suffice")
     rc, err, uri = _signal_at(tmp_path, phase, sig)
     assert rc == code, err
     assert "Traceback" not in err, err

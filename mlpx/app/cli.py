@@ -514,7 +514,7 @@ def main(cfg: DictConfig) -> float:
     try:
         return run(cfg)
     except Killed as exc:
-        print(f"mlpx: {exc}: the run is ended KILLED", file=sys.stderr)
+        print(f"mlpx: {exc}", file=sys.stderr)  # the run (if any) is ended KILLED
         raise SystemExit(exc.exit_code) from None
     except UserError as exc:
         print(_error_line(str(exc)), file=sys.stderr)
