@@ -26,6 +26,7 @@ from mlpx.analysis import health
 from mlpx.backend import is_numpy
 from mlpx.checkpoint import Checkpointer, TrainState
 from mlpx.data import Dataset, iterate_minibatches
+from mlpx.diagnose import divergence_advice, initial_scale
 from mlpx.nn.model import MLP, Gradients
 from mlpx.nn.optim import Optimizer, clip_grad_norm, global_norm
 from mlpx.tracking import NullTracker, Tracker
@@ -107,10 +108,9 @@ def _grad_norms(g: Gradients) -> dict[str, float]:
     return out
 
 
-def _diverged(epoch: int, step: int, what: str, value: float, lr: float) -> DivergenceError:
+def _diverged(epoch: int, step: int, what: str, value: float, advice: str) -> DivergenceError:
     return DivergenceError(
-        f"training diverged at epoch {epoch}, step {step}: {what} is {value}; lower "
-        f"optimizer.lr (now {lr:g}) or set optimizer.clip_norm"
+        f"training diverged at epoch {epoch}, step {step}: {what} is {value}; {advice}"
     )
 
 
@@ -252,6 +252,11 @@ class _Loop:
                 "uses val/ metrics: set dataset.val_size > 0 or monitor a train/ metric"
             )
         self.stepper = make_step(model, optimizer)
+        self.init_scale = initial_scale(model)  # for the divergence message (mlpx.diagnose)
+
+    def advice(self) -> str:
+        """The likely cause of a divergence, and the key to change."""
+        return divergence_advice(self.optimizer, self.init_scale)
 
     # ---------------------------------------------------------------- the run
     def run(self) -> FitResult:
@@ -263,7 +268,12 @@ class _Loop:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             for epoch in range(st.epoch + 1, 0 if st.stopped else cfg.epochs + 1):
                 t0 = time.perf_counter()
-                metrics = self.epoch(epoch)
+                try:
+                    metrics = self.epoch(epoch)
+                except OverflowError:  # a schedule's gamma ** t beyond the float range
+                    raise _diverged(
+                        epoch, st.step + 1, "the learning rate", math.inf, self.advice()
+                    ) from None
                 evaluate = epoch % cfg.eval_every == 0 or epoch == cfg.epochs
                 if evaluate and self.has_val:
                     val_loss, val_acc = self.model.evaluate(self.X_val, self.y_val, validate=False)
@@ -303,7 +313,7 @@ class _Loop:
             loss, correct, g = self.stepper.train_batch(self.X_train, self.y_train, rows)
             step = st.step + 1
             if fast and not math.isfinite(loss):
-                raise _diverged(epoch, step, "train/loss", float(loss), self.optimizer.lr)
+                raise _diverged(epoch, step, "train/loss", float(loss), self.advice())
             epoch_correct = epoch_correct + correct
             epoch_loss = epoch_loss + loss * len(idx)
             window_loss = window_loss + loss
@@ -315,7 +325,7 @@ class _Loop:
             if self.clip_norm is not None:
                 total = clip_grad_norm(g.parameters(), self.clip_norm)
                 if not math.isfinite(total):
-                    raise _diverged(epoch, step, "the gradient norm", total, self.optimizer.lr)
+                    raise _diverged(epoch, step, "the gradient norm", total, self.advice())
             self.stepper.update()
             st.step = step
             if log_now:
@@ -340,7 +350,7 @@ class _Loop:
                 raise Interrupted(self.stop.signum, epoch, step, path)
         epoch_loss = float(epoch_loss) / n
         if not math.isfinite(epoch_loss):
-            raise _diverged(epoch, st.step, "train/loss", epoch_loss, self.optimizer.lr)
+            raise _diverged(epoch, st.step, "train/loss", epoch_loss, self.advice())
         return {
             "train/loss": epoch_loss,
             "train/accuracy": int(epoch_correct) / n,
@@ -368,13 +378,14 @@ class _Loop:
     ) -> None:
         """Every ``log_every_n_steps``: the window's ``train/loss``, the gradient norms and
         (optionally) the health metrics; a non-finite value stops the run."""
-        lr = self.optimizer.lr
         if not math.isfinite(window):
-            raise _diverged(epoch, step, "train/loss", window, lr)
+            raise _diverged(epoch, step, "train/loss", window, self.advice())
         metrics = {} if last_batch else {"train/loss": window}
         if norms is not None:
             if not math.isfinite(norms["grad_norm/global"]):
-                raise _diverged(epoch, step, "the gradient norm", norms["grad_norm/global"], lr)
+                raise _diverged(
+                    epoch, step, "the gradient norm", norms["grad_norm/global"], self.advice()
+                )
             metrics.update(norms)
         if before is not None:
             metrics.update(health.health_metrics(self.model, g, before=before))

@@ -65,13 +65,28 @@ def saliency(net: MLP, X: Array, y: Array) -> np.ndarray:
     return to_numpy(net.xp.abs(input_gradients(net, X, y)))
 
 
-def _clip(net: MLP, X: Array, clip: tuple[Any, Any] | None) -> Array:
-    """``min(max(X, low), high)`` with ``clip = (low, high)`` (scalars or (d,)); X if None."""
-    if clip is None:
-        return X
+def _project(net: MLP, X: Array, X_adv: Array, epsilon: float, clip: Any) -> Array:
+    """``X_adv`` moved back into the attack's feasible set: the max-norm ball
+    ``[X - epsilon, X + epsilon]`` around each input, intersected with the data range
+    ``clip = (low, high)`` (scalars or (d,)) when given.
+
+    Computed as ``min(max(min(max(X_adv, low), high), X - epsilon), X + epsilon)``: the
+    box comes last, so the result is never farther than epsilon from X (epsilon = 0 gives
+    X unchanged), and it lies in the intersection whenever that is non-empty; a row
+    outside the data range by more than epsilon moves epsilon toward it, no further.
+    """
     xp = net.xp
-    lo, hi = (net.backend.asarray(np.asarray(v, dtype=np.float64), net.dtype) for v in clip)
-    return xp.minimum(xp.maximum(X, lo), hi)
+    if clip is not None:
+        lo, hi = (net.backend.asarray(np.asarray(v, dtype=np.float64), net.dtype) for v in clip)
+        X_adv = xp.minimum(xp.maximum(X_adv, lo), hi)
+    return xp.minimum(xp.maximum(X_adv, X - epsilon), X + epsilon)
+
+
+def _epsilon(value: Any) -> float:
+    eps = float(value)
+    if not (math.isfinite(eps) and eps >= 0):
+        raise ValueError(f"epsilon must be a non-negative finite number, got {value!r}")
+    return eps
 
 
 def fgsm(
@@ -87,15 +102,17 @@ def fgsm(
 
     X : (n, d), y : (n,). One step of size ``epsilon`` per feature (max-norm) in the
     direction that increases each sample's loss. ``clip = (low, high)`` (scalars or (d,)
-    arrays, e.g. the training split's per-feature min and max) keeps the result in the
-    data range. Pass ``delta_x`` (from :func:`input_gradients`) to reuse it across
-    epsilons.
+    arrays, e.g. the training split's per-feature min and max) also keeps the result in
+    the data range, intersected with the box ``|x_adv - x| <= epsilon`` (which always
+    holds: epsilon = 0 returns X). Pass ``delta_x`` (from :func:`input_gradients`) to
+    reuse it across epsilons.
     """
     xp = net.xp
+    eps = _epsilon(epsilon)
     X, y = net.check_data(X, y)
     if delta_x is None:
         delta_x = input_gradients(net, X, y)
-    return to_numpy(_clip(net, X + epsilon * xp.sign(delta_x), clip))
+    return to_numpy(_project(net, X, X + eps * xp.sign(delta_x), eps, clip))
 
 
 def fgsm_accuracy(
@@ -110,15 +127,16 @@ def fgsm_accuracy(
 
     ``delta_x`` is computed once on the clean inputs X (n, d) and reused for every epsilon
     (the one-step attack); epsilon = 0 gives the clean accuracy. Epsilons are in the units
-    of X (standard deviations for standardised data).
+    of X (standard deviations for standardised data); ``clip`` as in :func:`fgsm`.
     """
     xp = net.xp
     X, y = net.check_data(X, y)
     direction = xp.sign(input_gradients(net, X, y))
     out = {}
-    for eps in epsilons:
-        X_adv = _clip(net, X + float(eps) * direction, clip)
-        out[float(eps)] = net.evaluate(X_adv, y, validate=False)[1]
+    for value in epsilons:
+        eps = _epsilon(value)
+        X_adv = _project(net, X, X + eps * direction, eps, clip)
+        out[eps] = net.evaluate(X_adv, y, validate=False)[1]
     return out
 
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mlpx.app.config import BackendSettings, Settings, settings_from_dict
+from mlpx.app.limits import bounded
 
 if TYPE_CHECKING:
     from mlpx.backend import Backend
@@ -227,6 +228,7 @@ def build_tracker(
     name = lg.run_name or settings.run_name()
     if suffix and not lg.run_name:
         name = f"{name} [{suffix}]"
+    name = bounded(name)  # model.depth=20000 would make a 40,000-character name
     tracker = MlflowTracker(
         uri,
         lg.experiment_name,

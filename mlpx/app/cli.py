@@ -12,11 +12,7 @@ import gc
 import math
 import os
 import re
-import signal
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +24,21 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mlpx.app.config import ConfigError, Settings, settings_from_dict
+from mlpx.app.failed_job import record_failed_job
+from mlpx.app.limits import bounded, check_parallelism, check_sizes
 from mlpx.app.messages import (
     composition_error,
     config_source,
     help_groups,
+    overlay_error,
     private_option,
     search_folders,
     with_suggestion,
 )
 from mlpx.app.plugins import expose_plugins
+from mlpx.app.signals import GUARD, Killed, checkpoint_phase
 from mlpx.app.summary import CONFIG_HASH_TAG
+from mlpx.redact import mask_log_records, mask_secrets, mask_std_streams
 
 
 def config_dir() -> str:
@@ -50,11 +51,18 @@ def config_dir() -> str:
 
 
 class UserError(Exception):
-    """An error in what the user asked for: printed as one line, no traceback."""
+    """An error in what the user asked for: printed as one line, no traceback.
+
+    ``recorded``: the job's MLflow run holds it already (or the store cannot take one);
+    otherwise a sweep job gets a FAILED child run for it (:mod:`mlpx.app.failed_job`)."""
+
+    def __init__(self, message: str, *, recorded: bool = False) -> None:
+        super().__init__(message)
+        self.recorded = recorded
 
 
 def _error_line(message: str) -> str:
-    return "mlpx: error: " + " ".join(str(message).split())
+    return "mlpx: error: " + " ".join(mask_secrets(str(message)).split())
 
 
 def _hydra_context() -> tuple[bool, str | None, str | None, str]:
@@ -138,8 +146,8 @@ def _log_run_files(tracker: Any, cfg: DictConfig, job_dir: str | None) -> None:
     tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/config.yaml")
     if job_dir:
         overrides = Path(job_dir) / ".hydra" / "overrides.yaml"
-        if overrides.is_file():
-            tracker.log_artifact(str(overrides), "config")
+        if overrides.is_file():  # as text: log_text masks credentials (mlpx.redact)
+            tracker.log_text(overrides.read_text(), "config/overrides.yaml")
 
 
 def _log_figures(tracker: Any, history: dict[str, list[tuple[int, float]]]) -> None:
@@ -172,13 +180,9 @@ def run(cfg: DictConfig) -> float:
         container = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as exc:  # an interpolation that does not resolve
         raise UserError(f"the config could not be resolved: {exc}") from None
-    overlay = container.get("experiment")
-    if overlay:  # an experiment file without '# @package _global_': its keys land here
-        name = _choices().get("experiment") or "<name>"
-        raise UserError(
-            f"experiment/{name}.yaml must start with the line '# @package _global_' (it sets "
-            f"{', '.join(f'experiment.{k}' for k in overlay)} instead of {', '.join(overlay)})"
-        )
+    overlay = overlay_error(container, _choices(), _search_folders())
+    if overlay:  # an overlay without '# @package _global_': its keys would go unused
+        raise UserError(overlay)
     try:
         settings = settings_from_dict(container)
     except ConfigError as exc:
@@ -202,10 +206,13 @@ def run(cfg: DictConfig) -> float:
     from mlpx.tracking import TrackingError, flatten
     from mlpx.train import DivergenceError, Interrupted, StopRequest, fit, summary
 
+    GUARD.install()  # SIGINT/SIGTERM end the run KILLED at every phase (mlpx.app.signals)
+    GUARD.enter("build")
     try:
         checkpoint = (
             resolve_resume(settings.trainer.resume, settings) if settings.trainer.resume else None
         )
+        check_sizes(settings, container)  # before anything large is allocated
         built = build(settings)
         model, optimizer, data, rng = built.model, built.optimizer, built.data, built.rng
         state = checkpoint.restore(model, optimizer, rng) if checkpoint else None
@@ -213,17 +220,24 @@ def run(cfg: DictConfig) -> float:
         raise UserError(str(exc)) from None
     resume_run = _reachable_run(checkpoint, settings) if checkpoint else None
     parent = read_sweep_info(sweep_dir).get("parent_run_id") if sweep_dir else None
+    tracker = None
     try:
-        tracker = build_tracker(
-            settings,
-            flatten(container),
-            tags={**run_tags(settings, built), CONFIG_HASH_TAG: chash},
-            parent_run_id=parent,
-            suffix=suffix,
-            resume_run_id=resume_run,
-        )
+        with GUARD.section("deferred", "tracker"):  # no run created without its handle
+            checkpoint_phase("tracker")
+            tracker = build_tracker(
+                settings,
+                flatten(container),
+                tags={**run_tags(settings, built), CONFIG_HASH_TAG: chash},
+                parent_run_id=parent,
+                suffix=suffix,
+                resume_run_id=resume_run,
+            )
     except TrackingError as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(str(exc), recorded=True) from None
+    except Killed as exc:
+        if tracker is not None:
+            tracker.finish("KILLED", error=str(exc))
+        raise
 
     ckpt_dir = Path(job_dir or ".") / "checkpoints"
     checkpointer = Checkpointer(
@@ -232,23 +246,26 @@ def run(cfg: DictConfig) -> float:
     stop = StopRequest()
     status, error = "FAILED", None
     try:
-        with _stop_on_signals(stop):
-            _log_run_files(tracker, cfg, job_dir)
-            if checkpoint is not None:
-                tracker.set_tags({"mlpx.resumed_from": str(checkpoint.path)})
-                print(
-                    f"mlpx: resuming from {checkpoint.path} (epoch {state.epoch}, step "
-                    f"{state.step})",
-                    file=sys.stderr,
-                )
-            print(f"mlpx: {settings.run_name()} on {data!r}: {model!r}", file=sys.stderr)
-            if settings.mode == "gradcheck":
-                value = _gradcheck(settings, model, data, tracker)
-                status = "FINISHED"
-                return value
-            an = settings.analysis
-            if an.sanity_checks.enabled and checkpoint is None:
-                _sanity_checks(settings, model, data, tracker)
+        GUARD.enter("start")
+        _log_run_files(tracker, cfg, job_dir)
+        if checkpoint is not None:
+            tracker.set_tags({"mlpx.resumed_from": str(checkpoint.path)})
+            print(
+                f"mlpx: resuming from {checkpoint.path} (epoch {state.epoch}, step {state.step})",
+                file=sys.stderr,
+            )
+        print(
+            f"mlpx: {bounded(f'{settings.run_name()} on {data!r}: {model!r}', 400)}",
+            file=sys.stderr,
+        )
+        if settings.mode == "gradcheck":
+            value = _gradcheck(settings, model, data, tracker)
+            status = "FINISHED"
+            return value
+        an = settings.analysis
+        if an.sanity_checks.enabled and checkpoint is None:
+            _sanity_checks(settings, model, data, tracker)
+        with GUARD.section("graceful", "training", stop):
             result = fit(
                 model,
                 optimizer,
@@ -264,9 +281,12 @@ def run(cfg: DictConfig) -> float:
                 health_metrics=an.health_metrics,
             )
         draw = settings.logger.log_figures and settings.logger.name != "none"
+        GUARD.enter("figures")
         if draw:
             _log_figures(tracker, result.history)
+        GUARD.enter("analyses")
         _post_training_analyses(settings, model, data, tracker, result, draw)
+        GUARD.enter("final")
         tracker.log_metrics({"objective": result.objective}, step=result.steps)
         tracker.set_tags(
             {"best_epoch": str(result.best_epoch), "stopped_early": str(result.stopped_early)}
@@ -289,21 +309,29 @@ def run(cfg: DictConfig) -> float:
             file=sys.stderr,
         )
         raise SystemExit(128 + exc.signum) from None
-    except KeyboardInterrupt:
-        status, error = "KILLED", "interrupted twice: stopped at once, no checkpoint"
+    except UserError as exc:  # the gradient check
+        error = str(exc)
+        raise UserError(error, recorded=True) from None
+    except Killed as exc:  # a signal outside the training loop, or a second one in it
+        status, error = "KILLED", str(exc)
+        raise
+    except KeyboardInterrupt:  # signal handlers not installed (not the main thread)
+        status, error = "KILLED", "interrupted: stopped at once, no checkpoint"
         raise SystemExit(130) from None
     except DivergenceError as exc:
         error = str(exc)
         tracker.set_tags({"diverged": "true"})
-        raise UserError(error) from None
+        raise UserError(error, recorded=True) from None
     except ValueError as exc:
         error = str(exc)
-        raise UserError(error) from None
+        raise UserError(error, recorded=True) from None
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        tracker.finish(status, error=error)
+        with GUARD.section("deferred", "finish"):  # the run is ended whole
+            checkpoint_phase("finish")
+            tracker.finish(status, error=error)
 
 
 def _gradcheck(settings: Settings, model: Any, data: Any, tracker: Any) -> float:
@@ -379,31 +407,6 @@ def _post_training_analyses(
         figures=an.figures,
         draw=draw,
     )
-
-
-@contextmanager
-def _stop_on_signals(stop: Any) -> Iterator[None]:
-    """SIGINT/SIGTERM: finish the step, checkpoint, stop; a second signal stops at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be installed from the main thread
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if stop.signum is not None:
-            raise KeyboardInterrupt
-        stop.signum = signum
-        print(
-            f"mlpx: signal {signum}: finishing the current step and writing a checkpoint "
-            "(press Ctrl-C again to stop at once)",
-            file=sys.stderr,
-        )
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -492,6 +495,10 @@ class OutputDirCheck(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._check(str(config.hydra.sweep.dir), "hydra.sweep.dir")
+        message = check_parallelism(config.hydra)  # before joblib's traceback (n_jobs=0)
+        if message:
+            print(_error_line(message), file=sys.stderr)
+            raise SystemExit(2)
 
 
 def worst_objective(direction: str) -> float:
@@ -507,8 +514,13 @@ def main(cfg: DictConfig) -> float:
     multirun = _hydra_context()[0]
     try:
         return run(cfg)
+    except Killed as exc:
+        print(f"mlpx: {exc}", file=sys.stderr)  # the run (if any) is ended KILLED
+        raise SystemExit(exc.exit_code) from None
     except UserError as exc:
         print(_error_line(str(exc)), file=sys.stderr)
+        if multirun and not exc.recorded:  # a FAILED child, as docs/sweeps.md says
+            record_failed_job(cfg, str(exc))
         if multirun and sweep_switches(cfg)[1]:
             print("mlpx: sweep.stop_on_failure=true: stopping the sweep", file=sys.stderr)
         elif multirun:  # the sweep goes on with the other jobs
@@ -562,8 +574,14 @@ def entry() -> None:
         return
     os.environ["HYDRA_FULL_ERROR"] = "1"
     expose_plugins()  # mlpx's grid sweeper, also from an editable install
+    GUARD.install()
+    mask_log_records()  # Hydra and MLflow log the tracking URI ...
+    mask_std_streams()  # ... and MLflow prints it ("View run ... at: <uri>")
     try:
         main()
+    except Killed as exc:  # composing the config, or after the run ended
+        print(f"mlpx: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
     except (CompactHydraException, yaml.YAMLError) as exc:  # composing the config
         if full_error:
             raise

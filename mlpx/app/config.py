@@ -373,11 +373,11 @@ def logger_settings(lg: Mapping[str, Any]) -> LoggerSettings:
 SANITY_CHECKS: dict[str, Param] = {
     "enabled": Param(Flag(), True, "run the checks before training"),
     "loss_tolerance": Param(_POSITIVE, 0.5, "initial loss within this * ln C of ln C"),
-    "overfit_samples": Param(Integer(low=1), 20, "samples a copy of the network must fit"),
-    "overfit_steps": Param(Integer(low=1), 1000, "full-batch Adam steps it gets"),
+    "overfit_samples": Param(Integer(1, 10_000), 20, "samples a copy of the network must fit"),
+    "overfit_steps": Param(Integer(1, 100_000), 1000, "full-batch Adam steps it gets"),
 }
 GRADCHECK: dict[str, Param] = {
-    "samples": Param(Integer(low=1), 8, "training rows checked"),
+    "samples": Param(Integer(1, 10_000), 8, "training rows checked"),
     "eps": Param(Number(0, 0.01, low_open=True, high_open=True), 1e-6, "finite-difference step"),
     "threshold": Param(_POSITIVE, 1e-6, "the largest relative error that passes"),
     "max_params_per_layer": Param(
@@ -395,7 +395,7 @@ ADVERSARIAL: dict[str, Param] = {
 }
 CLASS_VISUALISATION: dict[str, Param] = {
     "enabled": Param(Flag(), False, "the input that maximises each class's logit"),
-    "steps": Param(Integer(low=1), 100, "projected gradient ascent steps"),
+    "steps": Param(Integer(1, 100_000), 100, "projected gradient ascent steps"),
     "lr": Param(_POSITIVE, 0.1, "each step moves lr * norm_bound"),
     "norm_bound": Param(Optional(_POSITIVE), None, "||x||_2 bound; null: sqrt(d)"),
 }

@@ -249,3 +249,41 @@ def _first_comment(group: str, option: str, sources: Sequence[str]) -> str:
                     return line.lstrip("# ").strip()
             return ""
     return ""
+
+
+#: Config groups whose options are overlays of the whole config (``# @package _global_``).
+OVERLAY_GROUPS = ("experiment", "hparams_search")
+_PACKAGE = re.compile(r"^#\s*@package\s+(\S+)")
+
+
+def overlay_error(
+    container: Mapping[str, Any], choices: Mapping[str, Any], folders: list[str]
+) -> str | None:
+    """The one line for an overlay that Hydra would merge in the wrong place, or None.
+
+    An ``experiment``/``hparams_search`` file needs ``# @package _global_`` on its first
+    line: without it its keys land under ``experiment.`` (silently unused); with another
+    package (``# @package global``) under that name. Names the file and the fix."""
+    for group in OVERLAY_GROUPS:
+        option = choices.get(group)
+        if not option:
+            continue
+        path = next(
+            (Path(f) / group / f"{option}.yaml" for f in folders
+             if (Path(f) / group / f"{option}.yaml").is_file()),
+            None,
+        )  # fmt: skip
+        file = str(path) if path else f"{group}/{option}.yaml"
+        header = path.read_text().lstrip().splitlines()[:1] if path else []
+        package = _PACKAGE.match(header[0]) if header else None
+        fix = f"{file} must start with the line '# @package _global_'"
+        if package and package[1] != "_global_":
+            return f"{fix} (it has '# @package {package[1]}')"
+        body = container.get(group)
+        if isinstance(body, Mapping) and body:
+            keys = list(body)
+            return (
+                f"{fix} (it sets {', '.join(f'{group}.{k}' for k in keys)} instead of "
+                f"{', '.join(keys)}); without that line Hydra merges the file under '{group}.'"
+            )
+    return None

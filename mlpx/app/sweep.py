@@ -349,6 +349,7 @@ class MlflowSweepCallback(Callback):
         lg = _logger(config)
         if lg.get("name", "mlflow") != "mlflow":
             return
+        from mlpx.redact import mask_secrets
         from mlpx.tracking import (
             TrackingError,
             check_tracking_uri,
@@ -363,7 +364,7 @@ class MlflowSweepCallback(Callback):
             experiment = lg.get("experiment_name", "mlpx")
             prepare_store(uri, experiment)
         except TrackingError as exc:
-            print(f"mlpx: error: {exc}", file=sys.stderr)
+            print(f"mlpx: error: {mask_secrets(str(exc))}", file=sys.stderr)
             raise SystemExit(2) from None
         overrides = list(config.hydra.overrides.task)
         keys = all_swept_keys(config, overrides)

@@ -83,6 +83,8 @@ def softmax_cross_entropy(logits: Array, y: Array) -> tuple[float, Array]:
     delta_f : (n, C), the shortcut B3 ``delta_f = (mu - y) / n`` (the 1/n comes from the
         batch mean).
     """
+    if logits.shape[0] == 0:
+        raise ValueError("logits has no rows: the mean loss of an empty batch is undefined")
     loss, delta_f = cross_entropy_and_delta(logits, y)
     return float(loss), delta_f
 

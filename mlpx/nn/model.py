@@ -36,6 +36,7 @@ import numpy as np
 
 from mlpx.backend import Backend, check_dtype, get_backend, is_numpy, to_numpy
 from mlpx.checks import jit_setting
+from mlpx.memory import available_ram, format_bytes, parameter_count
 from mlpx.nn.activations import ACTIVATIONS, Activation, get_activation
 from mlpx.nn.init import init_weights
 from mlpx.nn.losses import cross_entropy_and_delta, softmax
@@ -90,6 +91,35 @@ def _check_sizes(sizes: Any) -> list[int]:
     if sizes[-1] < 2:
         raise ValueError(f"sizes[-1] is the number of classes and must be >= 2, got {sizes[-1]}")
     return [int(p) for p in sizes]
+
+
+def _too_big(sizes: list[int], dtype: str, available: int | None) -> str:
+    n = parameter_count(sizes)
+    need = format_bytes(n * (8 + np.dtype(dtype).itemsize))
+    shown = sizes if len(sizes) <= 8 else [*sizes[:4], "...", *sizes[-2:]]
+    has = f"only {format_bytes(available)} is available" if available else "allocation failed"
+    return (
+        f"MLP(sizes={shown}) has {n:,} parameters: creating them takes about {need} "
+        f"(float64 draws, then {dtype}) but {has}; use smaller widths"
+    )
+
+
+def _check_memory(sizes: list[int], dtype: str) -> None:
+    """MemoryError (one line) before drawing weights that cannot fit in the available RAM."""
+    need = parameter_count(sizes) * (8 + np.dtype(dtype).itemsize)
+    if need < 1 << 28:  # under 256 MiB: not worth reading /proc
+        return
+    available = available_ram()
+    if available is not None and need > available:
+        raise MemoryError(_too_big(sizes, dtype, available))
+
+
+def _nonempty(X: Array, y: Array) -> tuple[Array, Array]:
+    if X.shape[0] == 0:
+        raise ValueError(
+            "X has no rows: the mean loss of an empty batch is undefined; pass at least one sample"
+        )
+    return X, y
 
 
 def _check_activations(activations: Any, n_layers: int) -> list[Activation]:
@@ -162,10 +192,14 @@ class MLP:
         self.jit = jit_setting(jit, key="jit")
         if rng is None:
             rng = np.random.default_rng(seed)
-        drawn = init_weights(init, self.sizes, rng, init_std)
-        asarray = self.backend.asarray
-        self._weights: list[Array] = [asarray(W, dtype=self.dtype) for W in drawn]
-        self._biases: list[Array] = [asarray(np.zeros(p), self.dtype) for p in self.sizes[1:]]
+        _check_memory(self.sizes, self.dtype)
+        try:
+            drawn = init_weights(init, self.sizes, rng, init_std)
+            asarray = self.backend.asarray
+            self._weights: list[Array] = [asarray(W, dtype=self.dtype) for W in drawn]
+            self._biases: list[Array] = [asarray(np.zeros(p), self.dtype) for p in self.sizes[1:]]
+        except MemoryError:
+            raise MemoryError(_too_big(self.sizes, self.dtype, None)) from None
         #: The last forward pass's ``a_l`` and ``f_l`` (read by :meth:`backward`).
         self.cache = ForwardCache()
 
@@ -369,7 +403,7 @@ class MLP:
         is ``delta_x`` (n, d) when ``input_grad`` is true, else None. ``out`` is accepted
         for compatibility and ignored.
         """
-        X, y = self.check_data(X, y)
+        X, y = _nonempty(*self.check_data(X, y))
         self.check_parameters()
         loss, g = self.batch_loss_and_grads(X, y, input_grad=input_grad)
         return float(loss), g
@@ -402,7 +436,7 @@ class MLP:
 
     def loss(self, X: Array, y: Array) -> float:
         """Mean softmax cross-entropy on (X, y), without gradients."""
-        X, y = self.check_data(X, y)
+        X, y = _nonempty(*self.check_data(X, y))
         return float(cross_entropy_and_delta(self.forward(X, validate=False), y)[0])
 
     def evaluate(
@@ -443,6 +477,14 @@ class MLP:
 
         The values are copied into the current arrays (``W[...] = saved``), so lists of
         :meth:`parameters` taken earlier, and an optimizer holding them, stay valid."""
+        L = len(self.sizes) - 1
+        needed = ["sizes", "activations", *(f"{k}_{i + 1}" for i in range(L) for k in "Wb")]
+        missing = [k for k in needed if k not in state]
+        if missing:
+            raise ValueError(
+                f"state is missing {', '.join(map(repr, missing))}: load_state_dict needs "
+                f"{', '.join(needed)} (as written by MLP.state_dict)"
+            )
         sizes = [int(p) for p in np.asarray(state["sizes"])]
         acts = [str(a) for a in np.asarray(state["activations"])]
         if sizes != self.sizes or acts != self.activations:

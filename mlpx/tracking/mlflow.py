@@ -48,6 +48,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from mlpx.redact import mask_secrets
 from mlpx.tracking.base import (
     ERROR_ARTIFACT,
     ERROR_TAG,
@@ -386,7 +387,7 @@ class MlflowTracker:
                     self._client.create_run,
                     self.experiment_id,
                     tags=run_tags(tags, parent_run_id),
-                    run_name=run_name,
+                    run_name=mask_secrets(run_name),
                     retries=retries,
                     what="create run",
                 )
@@ -433,7 +434,7 @@ class MlflowTracker:
         from mlflow.entities import Param
 
         todo: dict[str, str] = {}
-        for key, value in flatten(params).items():
+        for key, value in flatten(mask_secrets(params)).items():  # no credentials stored
             key, text = sanitize_key(key), param_value(value)
             old = self._params.get(key, todo.get(key))
             if old is None:
@@ -456,7 +457,8 @@ class MlflowTracker:
         from mlflow.entities import RunTag
 
         items = [
-            RunTag(sanitize_key(k), str(v)[:MAX_TAG_VAL_LENGTH]) for k, v in dict(tags).items()
+            RunTag(sanitize_key(k), mask_secrets(str(v))[:MAX_TAG_VAL_LENGTH])
+            for k, v in dict(tags).items()
         ]
         for chunk in chunks(items, MAX_PARAMS_TAGS_PER_BATCH):
             self._call(self._client.log_batch, self._run_id, tags=list(chunk), what="set tags")
@@ -518,6 +520,7 @@ class MlflowTracker:
 
     def log_text(self, text: str, name: str) -> None:
         """Save ``text`` as the artifact file ``name`` (e.g. ``"config.yaml"``)."""
+        text = mask_secrets(text)  # e.g. a config that holds logger.tracking_uri
         self._call(self._client.log_text, self._run_id, text, name, what=f"log text {name}")
 
     def flush(self) -> None:
@@ -541,7 +544,7 @@ class MlflowTracker:
         if self._state.finished:
             return
         try:
-            self._state.end(status, error)
+            self._state.end(status, mask_secrets(error))
         except Exception as e:
             if status == "FINISHED":
                 raise TrackingError(

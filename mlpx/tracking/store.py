@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
+from mlpx.redact import mask_secrets
 from mlpx.tracking.base import MAX_TAG_VAL_LENGTH, TrackingError, check_status, sanitize_key
 
 __all__ = [
@@ -426,7 +427,8 @@ def _get_or_create_unlocked(
 
 def run_tags(tags: Mapping[str, Any] | None, parent_run_id: str | None) -> dict[str, str]:
     """User tags plus MLflow's context tags (user, source, git commit) and the parent link."""
-    out = {sanitize_key(k): str(v)[:MAX_TAG_VAL_LENGTH] for k, v in (tags or {}).items()}
+    given = (tags or {}).items()
+    out = {sanitize_key(k): mask_secrets(str(v))[:MAX_TAG_VAL_LENGTH] for k, v in given}
     if parent_run_id:
         out[PARENT_RUN_TAG] = parent_run_id
     try:
@@ -503,7 +505,7 @@ def create_parent_run(
             client.create_run,
             experiment_id,
             tags=run_tags(tags, None),
-            run_name=run_name,
+            run_name=mask_secrets(run_name),
             retries=retries_for(uri),
             what="create parent run",
         )

@@ -1,0 +1,139 @@
+"""Credentials in URIs never reach the store or the terminal (issue 19, case 5)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mlpx.redact import has_secret, mask_secrets
+from tests.cli_helpers import client, mlpx_env, run_mlpx, runs_of
+
+CASES = [
+    ("http://user:password@host:5000/x", "http://***@host:5000/x"),
+    ("https://TOKEN@example.org", "https://***@example.org"),
+    ("http://user:p@ss@host/a@b", "http://***@host/a@b"),  # an unencoded @ in the password
+    ("postgresql://mlpx:s3cret@db:5432/runs", "postgresql://***@db:5432/runs"),
+    ("postgresql://db/runs?sslmode=require&password=pw", "postgresql://db/runs?sslmode=require&password=***"),
+    ("s3://bucket/x?token=abc&sig=zz", "s3://bucket/x?token=***&sig=***"),
+    ("logger.tracking_uri=http\\://u:pw@h", "logger.tracking_uri=http\\://***@h"),  # Hydra's escape
+    ("sqlite:////tmp/a/mlflow.db", "sqlite:////tmp/a/mlflow.db"),
+    ("file:///data/x@y.csv", "file:///data/x@y.csv"),
+    ("me@example.org", "me@example.org"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "masked"), CASES)
+def test_mask_secrets_masks_userinfo_and_query_secrets(text: str, masked: str) -> None:
+    assert mask_secrets(text) == masked
+    assert mask_secrets(masked) == masked  # idempotent
+    assert has_secret(text) == (text != masked)
+
+
+def test_mask_secrets_walks_containers() -> None:
+    cfg = {"logger": {"tracking_uri": "http://u:pw@h"}, "widths": [64, "ftp://a:b@c"], "n": 3}
+    out = mask_secrets(cfg)
+    assert out == {
+        "logger": {"tracking_uri": "http://***@h"},
+        "widths": [64, "ftp://***@c"],
+        "n": 3,
+    }
+    assert cfg["logger"]["tracking_uri"] == "http://u:pw@h"  # a copy: the input is unchanged
+    assert mask_secrets(("a", None, 1.5)) == ("a", None, 1.5)
+
+
+def test_log_records_are_masked(caplog: pytest.LogCaptureFixture) -> None:
+    from mlpx.redact import mask_log_records
+
+    old = logging.getLogRecordFactory()
+    try:
+        mask_log_records()
+        with caplog.at_level(logging.INFO):
+            logging.getLogger("hydra.test").info("#0 : logger.tracking_uri=%s", "http://u:pw@h")
+        assert "pw" not in caplog.text and "http://***@h" in caplog.text
+    finally:
+        logging.setLogRecordFactory(old)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_tracking_uri_password_is_stored_and_printed_nowhere(tmp_path: Path) -> None:
+    """A real ``mlflow server``; the URI carries user:password (sent as basic auth, which the
+    server ignores). Params, tags, config/config.yaml, config/overrides.yaml, the error tag
+    of a failed run and stderr must not hold the password."""
+    import requests
+
+    port = _free_port()
+    server_dir = tmp_path / "server"
+    server_dir.mkdir()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1", "--backend-store-uri", f"sqlite:///{server_dir / 'mlflow.db'}",
+         "--artifacts-destination", str(server_dir / "mlartifacts")],
+        cwd=server_dir, env=mlpx_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, "mlflow server exited"
+            try:
+                if requests.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, "mlflow server did not start in 120 s"
+            time.sleep(1)
+        secret = "hunter2pw"
+        uri = f"http://alice:{secret}@127.0.0.1:{port}"
+        work = tmp_path / "work"
+        work.mkdir()
+        ok = run_mlpx(work, f"logger.tracking_uri={uri}", "dataset=iris", "trainer.epochs=1")
+        assert ok.returncode == 0, ok.stderr
+        bad = run_mlpx(work, f"logger.tracking_uri={uri}", "dataset=iris", "trainer.epochs=1",
+                       "optimizer=sgd", "optimizer.lr=1e300", "trainer.epochs=3")  # fmt: skip
+        assert bad.returncode == 2, bad.stderr
+        for proc in (ok, bad):
+            assert secret not in proc.stderr + proc.stdout
+        runs = runs_of(base)
+        assert sorted(r.info.status for r in runs) == ["FAILED", "FINISHED"]
+        c = client(base)
+        for run in runs:
+            assert run.data.params["logger.tracking_uri"] == f"http://***@127.0.0.1:{port}"
+            everything = [*run.data.params.values(), *run.data.tags.values(), run.info.run_name]
+            assert not [v for v in everything if secret in v]
+            for name in ("config/config.yaml", "config/overrides.yaml"):
+                text = Path(c.download_artifacts(run.info.run_id, name, str(tmp_path))).read_text()
+                assert "127.0.0.1" in text and secret not in text, name
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+
+
+def test_masked_stream_masks_what_libraries_print() -> None:
+    import io
+
+    from mlpx.redact import MaskedStream
+
+    raw = io.StringIO()
+    stream = MaskedStream(raw)
+    stream.write("View run at: http://u:pw@h:5000/#/runs/1\n")
+    stream.writelines(["ok\n", "postgresql://a:b@db/x\n"])
+    assert raw.getvalue() == "View run at: http://***@h:5000/#/runs/1\nok\npostgresql://***@db/x\n"
+    assert stream.getvalue() == raw.getvalue()  # everything else is the wrapped stream's
