@@ -236,7 +236,8 @@ def test_fit_logs_health_metrics_of_the_step_batch(digits) -> None:
     f2 = f1 @ W0[1].T + b0[1]
     assert logged["health/activation_mean/layer_1"] == (1, pytest.approx(f1.mean()))
     assert logged["health/activation_std/layer_2"] == (1, pytest.approx(f2.std()))
-    assert logged["health/saturated_units/layer_1"] == (1, pytest.approx(np.mean(np.abs(f1) > 0.99)))
+    saturated = np.mean(np.abs(f1) > 0.99)
+    assert logged["health/saturated_units/layer_1"] == (1, pytest.approx(saturated))
     for l in (1, 2):
         W, W_before = net.weights[l - 1], W0[l - 1]
         assert logged[f"health/weight_norm/layer_{l}"][1] == pytest.approx(np.linalg.norm(W))

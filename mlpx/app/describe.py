@@ -88,9 +88,7 @@ def _fmt(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def run_description(
-    settings: Any, data: Any, model: Any, result: Any | None, command: str
-) -> str:
+def run_description(settings: Any, data: Any, model: Any, result: Any | None, command: str) -> str:
     """The run's description in Markdown (MLflow's ``mlflow.note.content``).
 
     settings : :class:`mlpx.app.config.Settings`; data : :class:`mlpx.data.Dataset`;
@@ -110,11 +108,11 @@ def run_description(
         f"| model | MLP {sizes}; activations {acts}; {model.num_parameters:,} parameters; "
         f"init {init} |",
     ]
-    split = (
-        f"{len(data.y_train)} train / {len(data.y_val)} validation / {len(data.y_test)} test"
-    )
-    std = "standardised with the training split's mean and scale" if data.mean is not None else (
-        "not standardised"
+    split = f"{len(data.y_train)} train / {len(data.y_val)} validation / {len(data.y_test)} test"
+    std = (
+        "standardised with the training split's mean and scale"
+        if data.mean is not None
+        else ("not standardised")
     )
     lines.append(
         f"| dataset | {data.name}: {data.n_features} features, {data.n_classes} classes; "
