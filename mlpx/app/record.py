@@ -131,6 +131,7 @@ def end_record(
     from mlpx.tracking.model import log_model
 
     try:
+        tracker.flush()  # the test metrics in the store: MLflow links them to the model
         info = log_model(
             tracker.tracking_uri,
             tracker.run_id,
