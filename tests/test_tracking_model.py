@@ -47,7 +47,10 @@ def digits():
 
 def _load(store: str, run_id: str):
     mlflow.set_tracking_uri(store)
-    return mlflow.pyfunc.load_model(f"runs:/{run_id}/{MODEL_NAME}")
+    try:
+        return mlflow.pyfunc.load_model(f"runs:/{run_id}/{MODEL_NAME}")
+    finally:
+        mlflow.set_tracking_uri(None)
 
 
 def test_a_trained_run_s_model_predicts_raw_digits_with_the_run_s_test_accuracy(
@@ -114,11 +117,14 @@ def test_the_served_model_is_pickle_free_and_equals_the_network_for_every_activa
     assert [r.split("==")[0] for r in requirements] == ["mlflow", "numpy", "pandas"]
 
 
-def test_register_model_and_link_to_a_parent(store: str, client, digits) -> None:
+def test_register_model_and_link_to_a_parent(store: str, client, digits, monkeypatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert not mlflow.is_tracking_uri_set()  # log_model leaves MLflow's global URI alone
     net = MLP([64, 10], "linear", rng=np.random.default_rng(0))
     child = MlflowTracker(store, "models", "child")
     info = log_model(store, child.run_id, net, digits, registered_model_name="mlpx-test-digits")
     child.finish()
+    assert not mlflow.is_tracking_uri_set()
     versions = client.search_model_versions("name = 'mlpx-test-digits'")
     assert [v.source for v in versions] == [info.model_uri]
     parent = MlflowTracker(store, "models", "parent")
