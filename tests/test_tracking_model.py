@@ -108,7 +108,7 @@ def test_the_served_model_is_pickle_free_and_equals_the_network_for_every_activa
     with np.load(path, allow_pickle=False) as z:
         assert list(z["activations"]) == [*names, "linear"]
     local = mlflow.artifacts.download_artifacts(
-        f"runs:/{tracker.run_id}/{MODEL_NAME}", dst_path=str(tmp_path / "m")
+        f"runs:/{tracker.run_id}/{MODEL_NAME}", dst_path=str(tmp_path / "m"), tracking_uri=store
     )
     files = [p.name for p in Path(local).rglob("*") if p.is_file()]
     assert "weights.npz" in files and "served_model.py" in files
