@@ -107,9 +107,13 @@ def test_the_served_model_is_pickle_free_and_equals_the_network_for_every_activa
     path = save_weights(tmp_path / "w.npz", net, data)
     with np.load(path, allow_pickle=False) as z:
         assert list(z["activations"]) == [*names, "linear"]
-    local = mlflow.artifacts.download_artifacts(
-        f"runs:/{tracker.run_id}/{MODEL_NAME}", dst_path=str(tmp_path / "m"), tracking_uri=store
-    )
+    mlflow.set_tracking_uri(store)  # runs:/ -> the logged model: MLflow reads the global URI
+    try:
+        local = mlflow.artifacts.download_artifacts(
+            f"runs:/{tracker.run_id}/{MODEL_NAME}", dst_path=str(tmp_path / "m")
+        )
+    finally:
+        mlflow.set_tracking_uri(None)
     files = [p.name for p in Path(local).rglob("*") if p.is_file()]
     assert "weights.npz" in files and "served_model.py" in files
     assert not [f for f in files if f.endswith((".pkl", ".pickle", ".cloudpickle"))], files
