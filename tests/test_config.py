@@ -391,6 +391,19 @@ def test_composition_errors_are_classified_by_type(override: str, line: str) -> 
     assert "\n" not in composition_error(info.value)
 
 
+def test_a_key_of_another_option_of_the_group_is_named_so() -> None:
+    """logger.log_figures exists for logger=mlflow, not logger=none: no "did you mean" itself."""
+    from hydra.errors import CompactHydraException
+
+    from mlpx.app.cli import composition_error
+
+    with pytest.raises(CompactHydraException) as info:
+        composed("logger=none", "logger.log_figures=false")
+    line = composition_error(info.value)
+    assert "logger.log_figures is not a key of the chosen logger option" in line
+    assert "did you mean" not in line
+
+
 def test_a_missing_plugin_names_the_extra_to_install() -> None:
     from hydra.errors import MissingConfigException
 

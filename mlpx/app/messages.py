@@ -74,6 +74,10 @@ def unknown_key(key: str) -> str:
                 f"{key} is not a key of the chosen {group}: it belongs to "
                 f"{', '.join(f'{group}={o}' for o in owners)}"
             )
+        return (  # declared, but not in the chosen option (logger.log_figures with logger=none)
+            f"{key} is not a key of the chosen {group} option: drop it, or choose a {group} "
+            "option that has it"
+        )
     if "." not in key:  # a group name: optimzer=adam
         return f"{key} is not a config group or key; accepted: {', '.join(TOP_KEYS)}" + (
             _did_you_mean(key, TOP_KEYS)
