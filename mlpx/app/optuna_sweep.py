@@ -294,7 +294,7 @@ class OptunaSweep:
                         trial = study.ask()
                         if seed is None:  # this worker's sampler: seed + its first trial
                             offset = trial.number
-                            study.sampler = make_sampler(sampler_conf, offset, grid)
+                            study.sampler = make_sampler(sampler_conf, offset, grid, note=True)
                             seed = _seed(sampler_conf, offset)
                             study.set_user_attr(f"mlpx.worker_seed.{offset}", seed)
                             parent.tags(study, plan, seed)
