@@ -196,9 +196,11 @@ def run(cfg: DictConfig) -> float:
         raise UserError(_with_source(str(exc))) from None
 
     from mlpx.app.sweep import config_hash, read_sweep_info, reuse_finished_run
+    from mlpx.app.trial import current_trial
 
     chash = config_hash(container)
     lg = settings.logger
+    link = current_trial(settings.trainer.objective) if multirun else None  # an Optuna trial
     if multirun and lg.name == "mlflow" and not settings.sweep.force:
         try:
             reused = reuse_finished_run(lg.tracking_uri, lg.experiment_name, chash, sweep_dir)
@@ -206,7 +208,7 @@ def run(cfg: DictConfig) -> float:
             print(f"mlpx: warning: could not look for a finished run: {exc}", file=sys.stderr)
             reused = None
         if reused is not None:
-            return reused[1]
+            return link.outcome(reused[1], reused[0]) if link else reused[1]
 
     from mlpx.app import record
     from mlpx.app.build import build, build_tracker, run_tags
@@ -236,7 +238,12 @@ def run(cfg: DictConfig) -> float:
             tracker = build_tracker(
                 settings,
                 {k: v for k, v in flatten(container).items() if v is not None},  # set values
-                tags={**run_tags(settings, built), CONFIG_HASH_TAG: chash, **group_tag(container)},
+                tags={
+                    **run_tags(settings, built),
+                    CONFIG_HASH_TAG: chash,
+                    **group_tag(container),
+                    **(link.tags() if link else {}),
+                },
                 parent_run_id=parent,
                 suffix=suffix,
                 resume_run_id=resume_run,
@@ -247,6 +254,8 @@ def run(cfg: DictConfig) -> float:
         if tracker is not None:
             tracker.finish("KILLED", error=str(exc))
         raise
+    if link:
+        link.note_run(tracker.run_id)
 
     ckpt_dir = Path(job_dir or ".") / "checkpoints"
     checkpointer = Checkpointer(
@@ -290,6 +299,7 @@ def run(cfg: DictConfig) -> float:
                 resume=state,
                 stop=stop,
                 health_metrics=an.health_metrics,
+                on_eval=link.on_eval if link else None,
             )
         draw = settings.logger.log_figures and settings.logger.name != "none"
         GUARD.enter("figures")
@@ -303,7 +313,10 @@ def run(cfg: DictConfig) -> float:
             {"best_epoch": str(result.best_epoch), "stopped_early": str(result.stopped_early)}
         )
         record.end_record(settings, tracker, data, model, result, command)
-        status = "FINISHED"
+        status = "KILLED" if link and link.pruned_epoch else "FINISHED"  # pruned: KILLED
+        tracker.set_tags(link.pruned_tags() if link else {})
+        if link:
+            return link.outcome(float(result.objective), tracker.run_id)
         return float(result.objective)
     except Interrupted as exc:
         status, error = "KILLED", str(exc)
@@ -581,7 +594,7 @@ def entry() -> None:
         print(text)
         return
     os.environ["HYDRA_FULL_ERROR"] = "1"
-    expose_plugins()  # mlpx's grid sweeper, also from an editable install
+    expose_plugins()  # mlpx's grid and Optuna sweepers, also from an editable install
     GUARD.install()
     mask_log_records()  # Hydra and MLflow log the tracking URI ...
     mask_std_streams()  # ... and MLflow prints it ("View run ... at: <uri>")

@@ -1,4 +1,4 @@
-"""mlpx's own Hydra plugins (``hydra_plugins/mlpx_*``) visible to Hydra's plugin scan.
+"""mlpx's Hydra plugins (``hydra_plugins/mlpx_*``: grid and Optuna sweepers) seen by the scan.
 
 Hydra 1.3 finds plugins by listing the ``hydra_plugins`` namespace package with
 ``pkgutil.walk_packages(hydra_plugins.__path__)``. A wheel puts ``hydra_plugins/mlpx_*``
