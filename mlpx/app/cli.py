@@ -25,14 +25,13 @@ from omegaconf.errors import OmegaConfBaseException
 
 from mlpx.app.config import ConfigError, Settings, settings_from_dict
 from mlpx.app.failed_job import record_failed_job
+from mlpx.app.helptext import quick_help
 from mlpx.app.limits import bounded, check_parallelism, check_sizes
 from mlpx.app.messages import (
     composition_error,
     config_source,
-    help_groups,
     overlay_error,
     private_option,
-    search_folders,
     with_suggestion,
 )
 from mlpx.app.plugins import expose_plugins
@@ -121,32 +120,6 @@ def _with_source(message: str) -> str:
     except OSError:
         where = None
     return f"{message} (set in {where})" if where else message
-
-
-_HELP_FLAGS = ("--help", "-h")
-_help_cache: dict[tuple[str, ...], str] = {}
-
-
-def _help_groups() -> str:
-    """``${mlpx_groups:}`` in the --help template: the groups of this run's search path.
-
-    Hydra resolves the template each time it composes a config (a run composes twice), so
-    the listing (~0.3 s of Hydra's config repository) is made only when --help is asked
-    for, once per search path; otherwise the text says where to find it.
-    """
-    if not any(arg in _HELP_FLAGS for arg in sys.argv[1:]):
-        return "(mlpx --help lists them)"
-    from hydra.core.global_hydra import GlobalHydra
-
-    loader = GlobalHydra.instance().config_loader()
-    folders = search_folders(loader)
-    key = tuple(folders)
-    if key not in _help_cache:
-        _help_cache[key] = help_groups(loader, folders)
-    return _help_cache[key]
-
-
-OmegaConf.register_new_resolver("mlpx_groups", _help_groups, replace=True)
 
 
 def _log_run_files(tracker: Any, cfg: DictConfig, job_dir: str | None) -> None:
@@ -550,32 +523,6 @@ def main(cfg: DictConfig) -> float:
         sys.exit(2)
 
 
-def _quick_help(args: list[str]) -> str | None:
-    """``mlpx [overrides] --help`` from Hydra's public compose API: the same text as Hydra's
-    own --help with this template, without the two listings of every config group that
-    Hydra makes for ``$APP_CONFIG_GROUPS``/``$HYDRA_CONFIG_GROUPS`` (unused here; ~0.5 s).
-    None (Hydra answers) for any other flag, a template that uses those names, or an error."""
-    rest = [a for a in args if a not in _HELP_FLAGS]
-    if len(rest) == len(args) or args[: len(rest)] != rest:  # Hydra: overrides come first
-        return None
-    if any(a.startswith("-") for a in rest):
-        return None
-    import string
-
-    from hydra import compose, initialize_config_dir
-
-    try:
-        with initialize_config_dir(config_dir(), version_base="1.3", job_name="mlpx"):
-            cfg = compose("config", overrides=rest, return_hydra_config=True)
-            template = str(cfg.hydra.help.template)
-            if re.search(r"\$\{?(FLAGS_HELP|APP_CONFIG_GROUPS|HYDRA_CONFIG_GROUPS)", template):
-                return None
-            clean = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-            return string.Template(template).substitute(CONFIG=OmegaConf.to_yaml(clean))
-    except Exception:  # Hydra's own --help reports it
-        return None
-
-
 def entry() -> None:
     """Console script ``mlpx``: Hydra's composition errors exit 2 with one line, as mlpx's own
     (:func:`mlpx.app.messages.composition_error`).
@@ -589,7 +536,7 @@ def entry() -> None:
         if message:
             print(_error_line(message), file=sys.stderr)
             sys.exit(2)
-    text = _quick_help(sys.argv[1:])
+    text = quick_help(sys.argv[1:], config_dir())
     if text is not None:
         print(text)
         return
