@@ -197,20 +197,26 @@ def run(cfg: DictConfig) -> float:
             return reused[1]
 
     from mlpx.app.build import build, build_tracker, run_tags
+    from mlpx.app.resume import config_params, plan_resume, record_resume, resolve_resume
     from mlpx.checkpoint import Checkpointer, CheckpointError
     from mlpx.tracking import TrackingError, flatten
     from mlpx.train import DivergenceError, Interrupted, StopRequest, fit, summary
 
+    params = config_params(container)
     try:
         checkpoint = (
             resolve_resume(settings.trainer.resume, settings) if settings.trainer.resume else None
         )
+        plan = plan_resume(checkpoint, settings, params) if checkpoint else None
         built = build(settings)
         model, optimizer, data, rng = built.model, built.optimizer, built.data, built.rng
-        state = checkpoint.restore(model, optimizer, rng) if checkpoint else None
+        n_train = data.X_train.shape[0]
+        state = checkpoint.restore(model, optimizer, rng, n_train) if checkpoint else None
     except (ValueError, CheckpointError) as exc:
         raise UserError(str(exc)) from None
-    resume_run = _reachable_run(checkpoint, settings) if checkpoint else None
+    except TrackingError as exc:
+        raise UserError(str(exc)) from None
+    resume_run = plan.continue_run if plan else None
     parent = read_sweep_info(sweep_dir).get("parent_run_id") if sweep_dir else None
     try:
         tracker = build_tracker(
@@ -221,20 +227,22 @@ def run(cfg: DictConfig) -> float:
             suffix=suffix,
             resume_run_id=resume_run,
         )
+        if checkpoint is not None:
+            tracker = record_resume(tracker, plan, checkpoint)
     except TrackingError as exc:
         raise UserError(str(exc)) from None
 
     ckpt_dir = Path(job_dir or ".") / "checkpoints"
     checkpointer = Checkpointer(
-        ckpt_dir, settings.trainer.checkpoint_every, settings.trainer.keep_checkpoints, tracker
-    )
+        ckpt_dir, settings.trainer.checkpoint_every, settings.trainer.keep_checkpoints, tracker,
+        meta={"config": params, "config_hash": chash},
+    )  # fmt: skip
     stop = StopRequest()
     status, error = "FAILED", None
     try:
         with _stop_on_signals(stop):
             _log_run_files(tracker, cfg, job_dir)
             if checkpoint is not None:
-                tracker.set_tags({"mlpx.resumed_from": str(checkpoint.path)})
                 print(
                     f"mlpx: resuming from {checkpoint.path} (epoch {state.epoch}, step "
                     f"{state.step})",
@@ -403,66 +411,6 @@ def _stop_on_signals(stop: Any) -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-
-
-RUN_ID = re.compile(r"^[0-9a-f]{32}$")
-
-
-def resolve_resume(value: str, settings: Settings) -> Any:
-    """``trainer.resume``: a checkpoint file, a folder of them, or an MLflow run id."""
-    from mlpx.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
-
-    path = Path(value).expanduser()
-    if path.is_dir():
-        found = latest_checkpoint(path) or latest_checkpoint(path / "checkpoints")
-        if found is None:
-            raise CheckpointError(f"trainer.resume: no step_*.npz checkpoint in {path}")
-        return load_checkpoint(found)
-    if path.exists() or not RUN_ID.match(value):
-        return load_checkpoint(path)
-    # An MLflow run id: its last checkpoint artifact.
-    import tempfile
-
-    from mlpx.tracking import check_tracking_uri
-
-    if settings.logger.name == "none":
-        raise CheckpointError(
-            f"trainer.resume={value} looks like an MLflow run id, but logger=none: give a "
-            "checkpoint path or use logger=mlflow"
-        )
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    uri = check_tracking_uri(settings.logger.tracking_uri)  # TrackingError: a dead store
-    try:
-        local = MlflowClient(uri).download_artifacts(
-            value, "checkpoints/last.npz", tempfile.mkdtemp(prefix="mlpx-resume-")
-        )
-    except (MlflowException, OSError) as exc:  # no such run, or no such artifact
-        raise CheckpointError(
-            f"trainer.resume={value}: no checkpoint of that run in the tracking store "
-            f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
-        ) from None
-    checkpoint = load_checkpoint(local)
-    checkpoint.meta.setdefault("run_id", value)
-    return checkpoint
-
-
-def _reachable_run(checkpoint: Any, settings: Settings) -> str | None:
-    """The MLflow run a checkpoint came from, if it is in the configured store."""
-    run_id = checkpoint.meta.get("run_id")
-    if not run_id or settings.logger.name == "none":
-        return None
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    from mlpx.tracking import TrackingError, check_tracking_uri
-
-    try:
-        MlflowClient(check_tracking_uri(settings.logger.tracking_uri)).get_run(run_id)
-    except (MlflowException, TrackingError, OSError):
-        return None  # another store, or deleted: the resumed run gets a new MLflow run
-    return run_id
 
 
 class OutputDirCheck(Callback):
