@@ -1,0 +1,145 @@
+"""Issue 19, stores: atomic creation, half-made stores rebuilt, concurrent creation waited for,
+stores that keep nothing refused, full disks and unwritable folders reported in one line."""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mlpx.tracking import TrackingError, check_tracking_uri
+from mlpx.tracking.sqlite_store import ensure_sqlite_store, inspect_store, schema_head
+from mlpx.tracking.store import is_permanent, is_transient, open_client, store_error
+from tests.cli_helpers import mlpx_env, run_mlpx, runs_of
+
+
+def half_made(path: Path) -> Path:
+    """A store whose creation was killed (SIGKILL) in the middle of MLflow's migrations."""
+    code = f"from mlflow.tracking import MlflowClient; MlflowClient('sqlite:///{path}')"
+    for delay in (0.8, 0.5, 1.2, 0.3, 1.6, 0.1):
+        for p in (path, Path(f"{path}-journal")):
+            p.unlink(missing_ok=True)
+        proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
+        while proc.poll() is None and not Path(f"{path}-journal").exists():
+            time.sleep(0.002)
+        time.sleep(delay)
+        proc.kill()
+        proc.wait()
+        con = sqlite3.connect(path)
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+        version = (
+            con.execute("SELECT version_num FROM alembic_version").fetchone()
+            if "alembic_version" in tables
+            else None
+        )
+        con.close()
+        if version is not None and version[0] != schema_head():
+            return path  # stopped mid-migration: MLflow alone cannot open it
+    pytest.skip("could not stop MLflow in the middle of its migrations on this machine")
+
+
+def age(path: Path, seconds: float = 60.0) -> None:
+    """Make ``path`` look untouched for ``seconds`` (an abandoned store, not one in creation)."""
+    then = time.time() - seconds
+    for p in (path, Path(f"{path}-journal")):
+        if p.exists():
+            os.utime(p, (then, then))
+
+
+# ------------------------------------------------------------------ quick
+
+
+def test_schema_head_is_what_a_fresh_store_has(tmp_path: Path) -> None:
+    """MLflow's schema head is read through one private name: fail here if it moves."""
+    db = tmp_path / "mlflow.db"
+    open_client(f"sqlite:///{db}").search_experiments()
+    state = inspect_store(db)
+    assert schema_head() and state.complete and state.runs == 0
+    assert not list(tmp_path.glob(".mlflow.db.mlpx-*"))  # the temporary store is gone
+
+
+@pytest.mark.parametrize("uri", ["sqlite:///:memory:", "sqlite:///", "sqlite://"])
+def test_a_store_that_keeps_nothing_is_refused(uri: str) -> None:
+    with pytest.raises(TrackingError, match=r"logger\.tracking_uri=.*keeps nothing"):
+        check_tracking_uri(uri)
+
+
+def test_full_disk_and_permission_errors_are_not_retried() -> None:
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
+
+    full = MlflowException(
+        "(sqlite3.OperationalError) database or disk is full", error_code=TEMPORARILY_UNAVAILABLE
+    )
+    locked = MlflowException(
+        "(sqlite3.OperationalError) database is locked", error_code=TEMPORARILY_UNAVAILABLE
+    )
+    assert not is_transient(full) and is_permanent(full)
+    assert is_transient(locked) and not is_permanent(locked)
+    for code in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS):
+        wrapped = RuntimeError("artifact upload failed")
+        wrapped.__cause__ = OSError(code, os.strerror(code))
+        assert is_permanent(wrapped) and not is_transient(wrapped)
+    message = str(store_error("sqlite:////x/mlflow.db", "log metrics", full))
+    assert "Not retried" in message and "full" in message and "\n" not in message
+
+
+def test_half_made_store_message_does_not_blame_concurrency() -> None:
+    exc = RuntimeError("(sqlite3.OperationalError) table _alembic_tmp_metrics already exists")
+    message = str(store_error("sqlite:////x/mlflow.db", "create a run", exc))
+    assert "Several processes" not in message and "mlflow db upgrade" in message
+
+
+# ------------------------------------------------------------------ real processes (slow)
+
+
+@pytest.mark.slow
+def test_a_store_killed_while_created_is_rebuilt(tmp_path: Path) -> None:
+    db = half_made(tmp_path / "mlflow.db")
+    age(db)
+    uri = f"sqlite:///{db}"
+    done = run_mlpx(tmp_path, f"logger.tracking_uri={uri}", "dataset=iris", "trainer.epochs=1")
+    assert done.returncode == 0, done.stderr
+    assert "half-made" in done.stderr and "Traceback" not in done.stderr
+    assert [r.info.status for r in runs_of(uri)] == ["FINISHED"]
+    assert len(list(tmp_path.glob("mlflow.db.broken-*"))) == 1  # kept, never deleted
+
+
+@pytest.mark.slow
+def test_a_damaged_store_with_runs_is_left_alone(tmp_path: Path) -> None:
+    db = tmp_path / "mlflow.db"
+    client = open_client(f"sqlite:///{db}")
+    client.create_run(client.create_experiment("x"))
+    with sqlite3.connect(db) as con:  # a migration that stopped half-way, later
+        con.execute("UPDATE alembic_version SET version_num = 'a8c4a736bde6'")
+    age(db)
+    with pytest.raises(TrackingError, match=r"holds 1 runs, so mlpx leaves it"):
+        ensure_sqlite_store(db, timeout=1)
+    assert inspect_store(db).runs == 1 and not list(tmp_path.glob("*.broken-*"))
+
+
+@pytest.mark.slow
+def test_a_store_created_at_the_same_moment_by_mlflow_is_waited_for(tmp_path: Path) -> None:
+    """``mlflow ui`` on a fresh store creates it in place, as MlflowClient does here."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    code = f"from mlflow.tracking import MlflowClient; MlflowClient('{uri}').search_experiments()"
+    other = subprocess.Popen([sys.executable, "-c", code], env=mlpx_env(), stderr=subprocess.PIPE)
+    done = run_mlpx(tmp_path, f"logger.tracking_uri={uri}", "dataset=iris", "trainer.epochs=1")
+    assert other.wait(timeout=300) == 0, other.stderr.read()
+    assert done.returncode == 0, done.stderr
+    assert [r.info.status for r in runs_of(uri)] == ["FINISHED"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("uri", ["sqlite:///:memory:", "sqlite:///"])
+def test_in_memory_store_one_line_nonzero(tmp_path: Path, uri: str) -> None:
+    done = run_mlpx(tmp_path, f"logger.tracking_uri={uri}", "dataset=iris", "trainer.epochs=1")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith("mlpx: error: logger.tracking_uri=") and len(lines) == 1, lines
