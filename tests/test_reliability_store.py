@@ -143,3 +143,114 @@ def test_in_memory_store_one_line_nonzero(tmp_path: Path, uri: str) -> None:
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert lines[-1].startswith("mlpx: error: logger.tracking_uri=") and len(lines) == 1, lines
+
+
+# ------------------------------------------------------------------ full disks, unwritable folders
+
+
+def test_unwritable_artifact_folder_is_found_before_the_run(tmp_path: Path) -> None:
+    from mlpx.tracking import MlflowTracker, prepare_store
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    prepare_store(uri, "other")  # the store exists; the experiment's folder will not be writable
+    (tmp_path / "mlruns").write_text("a file where the artifact folders go")
+    with pytest.raises(TrackingError, match=r"artifact folder .*mlruns.* cannot be written"):
+        MlflowTracker(uri, "exp", "run")
+    assert runs_of(uri, "exp") == []  # found before any run was created
+
+
+def test_a_permanent_store_error_is_raised_once_not_retried(tmp_path: Path) -> None:
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
+
+    from mlpx.tracking import MlflowTracker
+
+    tracker = MlflowTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "exp", "run", flush_seconds=1e9)
+    calls = []
+
+    def full(*args: object, **kwargs: object) -> None:  # the write layer, on a full disk
+        calls.append(1)
+        raise MlflowException(
+            "(sqlite3.OperationalError) database or disk is full", TEMPORARILY_UNAVAILABLE
+        )
+
+    tracker._client.log_batch = full  # fault injection into this tracker's own client
+    tracker.log_metrics({"a": 1.0}, step=1)
+    with pytest.raises(Exception, match="database or disk is full"):
+        tracker.flush()
+    assert len(calls) == 1, "a full disk was retried"
+    tracker.finish("FAILED", error="disk full")
+    assert runs_of(f"sqlite:///{tmp_path / 'mlflow.db'}", "exp")[0].info.status == "FAILED"
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A folder on its own tmpfs of a few MB (root and mount(8) needed; else skipped)."""
+
+    def mount(size: str) -> Path:
+        folder = tmp_path / f"disk{size}"
+        folder.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", folder],
+                              capture_output=True, check=False)  # fmt: skip
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+        mounted.append(folder)
+        return folder
+
+    mounted: list[Path] = []
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", "-l", folder], check=False)
+
+
+def fill(folder: Path, leave: int) -> None:
+    """Fill the file system of ``folder`` up to ``leave`` bytes."""
+    filler = folder / "filler"
+    with open(filler, "wb") as fh:
+        try:
+            while True:
+                fh.write(b"x" * 65536)
+                fh.flush()
+        except OSError:
+            pass
+    os.truncate(filler, max(0, filler.stat().st_size - leave))
+
+
+def one_error_line(done: subprocess.CompletedProcess, *words: str) -> str:
+    errors = [ln for ln in done.stderr.splitlines() if ln.startswith("mlpx: error:")]
+    assert done.returncode == 2 and len(errors) == 1, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and "retrying" not in done.stderr, done.stderr[-3000:]
+    assert len(done.stderr.splitlines()) < 20, done.stderr[-3000:]
+    assert all(w in errors[0] for w in words), errors[0]
+    return errors[0]
+
+
+@pytest.mark.slow
+def test_full_disk_under_an_existing_store(tmp_path: Path, small_disk) -> None:
+    disk = small_disk("3m")
+    uri = f"sqlite:///{disk / 'mlflow.db'}"
+    open_client(uri).search_experiments()
+    fill(disk, 60_000)
+    done = run_mlpx(tmp_path, f"logger.tracking_uri={uri}", "dataset=digits", "trainer.epochs=3",
+                    "trainer.log_every_n_steps=1")  # fmt: skip
+    one_error_line(done, "full", "Not retried")
+    assert [r.info.status for r in runs_of(uri)] in ([], ["FAILED"])  # never left RUNNING
+
+
+@pytest.mark.slow
+def test_full_disk_under_a_fresh_store(tmp_path: Path, small_disk) -> None:
+    disk = small_disk("300k")
+    uri = f"sqlite:///{disk / 'mlflow.db'}"
+    done = run_mlpx(tmp_path, f"logger.tracking_uri={uri}", "dataset=iris", "trainer.epochs=1")
+    one_error_line(done, "full", "Not retried")
+    assert sorted(p.name for p in disk.iterdir()) == []  # no half-made store left behind
+
+
+@pytest.mark.slow
+def test_unwritable_artifact_folder_one_line_at_the_start(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    open_client(uri).search_experiments()
+    (tmp_path / "mlruns").write_text("a file where the artifact folders go")
+    done = run_mlpx(tmp_path, f"logger.tracking_uri={uri}", "dataset=iris", "trainer.epochs=1")
+    one_error_line(done, "artifact folder", "cannot be written")
+    assert runs_of(uri) == []

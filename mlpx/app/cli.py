@@ -200,6 +200,7 @@ def run(cfg: DictConfig) -> float:
     from mlpx.app.resume import config_params, plan_resume, record_resume, resolve_resume
     from mlpx.checkpoint import Checkpointer, CheckpointError
     from mlpx.tracking import TrackingError, flatten
+    from mlpx.tracking.store import is_permanent, store_error
     from mlpx.train import DivergenceError, Interrupted, StopRequest, fit, summary
 
     params = config_params(container)
@@ -303,11 +304,14 @@ def run(cfg: DictConfig) -> float:
         error = str(exc)
         tracker.set_tags({"diverged": "true"})
         raise UserError(error) from None
-    except ValueError as exc:
+    except (ValueError, TrackingError) as exc:
         error = str(exc)
         raise UserError(error) from None
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
+        if is_permanent(exc):  # a full disk, no permission: one line, not a traceback
+            error = str(store_error(getattr(tracker, "tracking_uri", ""), "record the run", exc))
+            raise UserError(error) from None
         raise
     finally:
         tracker.finish(status, error=error)

@@ -36,7 +36,14 @@ from pathlib import Path
 
 from mlpx.tracking.base import TrackingError
 
-__all__ = ["QUIET_SECONDS", "StoreState", "ensure_sqlite_store", "inspect_store", "schema_head"]
+__all__ = [
+    "QUIET_SECONDS",
+    "StoreState",
+    "ensure_sqlite_store",
+    "inspect_store",
+    "quiet_permanent_errors",
+    "schema_head",
+]
 
 _logger = logging.getLogger("mlpx.tracking")
 
@@ -159,6 +166,32 @@ def _create(path: Path) -> bool:
     return True
 
 
+#: MLflow's loggers that print a full traceback for each failed write of a SQL store.
+_NOISY_LOGGERS = ("mlflow.store.db.utils", "mlflow.utils.async_logging.async_logging_queue")
+
+
+class _PermanentErrorFilter(logging.Filter):
+    """Drops MLflow's log records of a full disk or an unwritable store: mlpx reports those
+    itself, in one line (each record carried a traceback: pages of them before)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from mlpx.tracking.store import is_permanent
+
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (is_permanent(RuntimeError(record.getMessage())) or (exc and is_permanent(exc)))
+
+
+_FILTER = _PermanentErrorFilter()
+
+
+def quiet_permanent_errors() -> None:
+    """Install the filter on MLflow's SQL store loggers (once)."""
+    for name in _NOISY_LOGGERS:
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
+
+
 def ensure_sqlite_store(path: str | os.PathLike, *, timeout: float = 120.0) -> None:
     """Make sure a complete MLflow store is at ``path`` (see the module's doc): create it
     atomically, wait for another process creating it, or rebuild a half-made one with no runs.
@@ -166,6 +199,7 @@ def ensure_sqlite_store(path: str | os.PathLike, *, timeout: float = 120.0) -> N
     Raises TrackingError (one line) for a damaged store that holds runs, a file that is not a
     SQLite database, or one still incomplete after ``timeout`` seconds.
     """
+    quiet_permanent_errors()
     path = Path(path).resolve()
     if str(path) in _checked:
         return

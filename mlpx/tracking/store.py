@@ -503,6 +503,8 @@ def store_error(uri: str, what: str, exc: BaseException) -> TrackingError:
     first = (text.splitlines() or [type(exc).__name__])[0][:300]
     if is_permanent(exc):
         where = sqlite_path(uri) or uri
+        words = [w for w in _PERMANENT_WORDS if w in text.lower()]
+        first = words[0] if words else first
         return TrackingError(
             f"could not {what} in tracking store {uri}: {first}. Not retried: the disk "
             f"holding {where} is full or not writable; free space or fix its permissions, "
