@@ -159,6 +159,17 @@ def _log_figures(tracker: Any, history: dict[str, list[tuple[int, float]]]) -> N
         tracker.log_figure(fig, name)
 
 
+def _anchored(container: dict[str, Any]) -> dict[str, Any]:
+    """With ``hydra.job.chdir=true``: the store stays where ``mlpx`` was launched."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized() or not HydraConfig.get().job.chdir:
+        return container
+    from mlpx.app.safeguards import anchor_store
+
+    return anchor_store(container, HydraConfig.get().runtime.cwd)
+
+
 def run(cfg: DictConfig) -> float:
     """Train one configuration; return the objective (``trainer.objective``).
 
@@ -171,6 +182,7 @@ def run(cfg: DictConfig) -> float:
         container = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as exc:  # an interpolation that does not resolve
         raise UserError(f"the config could not be resolved: {exc}") from None
+    container = _anchored(container)
     overlay = container.get("experiment")
     if overlay:  # an experiment file without '# @package _global_': its keys land here
         name = _choices().get("experiment") or "<name>"
@@ -187,13 +199,19 @@ def run(cfg: DictConfig) -> float:
 
     chash = config_hash(container)
     lg = settings.logger
+    claim = None  # held while this config is looked up and trained: identical sweeps wait
     if multirun and lg.name == "mlflow" and not settings.sweep.force:
+        from mlpx.app.safeguards import ConfigClaim
+        from mlpx.tracking import resolve_tracking_uri
+
         try:
+            claim = ConfigClaim(resolve_tracking_uri(lg.tracking_uri), chash).acquire()
             reused = reuse_finished_run(lg.tracking_uri, lg.experiment_name, chash, sweep_dir)
         except Exception as exc:  # the lookup only saves time: train when it fails
             print(f"mlpx: warning: could not look for a finished run: {exc}", file=sys.stderr)
             reused = None
         if reused is not None:
+            claim.release()
             return reused[1]
 
     from mlpx.app.build import build, build_tracker, run_tags
@@ -315,6 +333,8 @@ def run(cfg: DictConfig) -> float:
         raise
     finally:
         tracker.finish(status, error=error)
+        if claim is not None:
+            claim.release()
 
 
 def _gradcheck(settings: Settings, model: Any, data: Any, tracker: Any) -> float:
@@ -418,7 +438,8 @@ def _stop_on_signals(stop: Any) -> Iterator[None]:
 
 
 class OutputDirCheck(Callback):
-    """Stops with one line when Hydra's output folder cannot be written (before any job)."""
+    """Stops with one line when Hydra's output folder cannot be written or a sweep override
+    gives no value (``range(0)``), before any job."""
 
     @staticmethod
     def _check(folder: str, key: str) -> None:
@@ -442,6 +463,15 @@ class OutputDirCheck(Callback):
         self._check(str(config.hydra.run.dir), "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from mlpx.app.safeguards import empty_sweeps
+
+        empty = empty_sweeps(list(config.hydra.overrides.task))
+        if empty:  # no job: refused before a parent run is made
+            message = (
+                f"{empty[0]} gives no value, so the sweep would have no job: give at least one"
+            )
+            print(_error_line(message), file=sys.stderr)
+            raise SystemExit(2)
         self._check(str(config.hydra.sweep.dir), "hydra.sweep.dir")
 
 
