@@ -489,6 +489,9 @@ def main(cfg: DictConfig) -> float:
     try:
         return run(cfg)
     except UserError as exc:
+        from mlpx.app.safeguards import ConfigClaim
+
+        ConfigClaim.release_all()  # the next job with this config may go on
         print(_error_line(str(exc)), file=sys.stderr)
         if multirun and sweep_switches(cfg)[1]:
             print("mlpx: sweep.stop_on_failure=true: stopping the sweep", file=sys.stderr)

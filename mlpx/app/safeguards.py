@@ -22,7 +22,7 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = ["ConfigClaim", "anchor_store", "empty_sweeps"]
 
@@ -72,6 +72,14 @@ class ConfigClaim:
     """An exclusive ``flock`` on (store, config hash), held while a job looks for a FINISHED
     run of its config and trains it; released by :meth:`release` (or when the process ends)."""
 
+    held: ClassVar[list[ConfigClaim]] = []  # claims of this process not released yet
+
+    @classmethod
+    def release_all(cls) -> None:
+        """Release every claim of this process (a job that ended with an error)."""
+        for claim in list(cls.held):
+            claim.release()
+
     def __init__(self, uri: str, config_hash: str) -> None:
         key = hashlib.sha256(f"{uri}\n{config_hash}".encode()).hexdigest()[:32]
         folder = Path(tempfile.gettempdir()) / "mlpx-claims"
@@ -86,6 +94,7 @@ class ConfigClaim:
         except ImportError:  # pragma: no cover - Windows: no claim
             return self
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        ConfigClaim.held.append(self)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -101,6 +110,8 @@ class ConfigClaim:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+        if self in ConfigClaim.held:
+            ConfigClaim.held.remove(self)
 
     def __del__(self) -> None:
         try:
