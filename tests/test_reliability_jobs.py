@@ -58,7 +58,7 @@ def test_config_claim_is_exclusive_across_processes() -> None:
 @pytest.mark.slow
 def test_two_identical_sweeps_started_together_train_each_config_once(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    args = [f"logger.tracking_uri={uri}", "dataset=iris", "trainer.epochs=2", "-m",
+    args = ["-m", f"logger.tracking_uri={uri}", "dataset=iris", "trainer.epochs=2",
             "trainer.seed=0,1"]  # fmt: skip
     procs = [
         subprocess.Popen([sys.executable, "-m", "mlpx", *args, f"hydra.sweep.dir=sweep{i}"],
@@ -75,7 +75,7 @@ def test_two_identical_sweeps_started_together_train_each_config_once(tmp_path: 
 @pytest.mark.slow
 def test_empty_sweep_leaves_no_parent(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    done = run_mlpx(tmp_path, f"logger.tracking_uri={uri}", "-m", "trainer.seed=range(0)")
+    done = run_mlpx(tmp_path, "-m", f"logger.tracking_uri={uri}", "trainer.seed=range(0)")
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [
         "mlpx: error: trainer.seed=range(0) gives no value, so the sweep would have no job: "
