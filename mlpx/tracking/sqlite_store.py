@@ -9,10 +9,11 @@ before a client opens the store:
 * a missing store is built in a temporary file beside it, through MLflow's own client, and
   appears under its name only when complete (``os.link``: atomic, and it fails if another
   process, ``mlflow ui`` say, created the file meanwhile);
-* an existing store is read (read-only, with ``sqlite3``) and counts as complete when its
-  ``alembic_version`` is the schema head of the installed MLflow and no ``_alembic_tmp_``
-  table is left; an incomplete one that is still changing (written in the last
-  :data:`QUIET_SECONDS`: another process is creating it) is waited for; one that stopped
+* an existing store is read (with ``sqlite3``) and counts as complete when it has an
+  ``alembic_version`` (the schema head of the installed MLflow, if the file was written in
+  the last :data:`QUIET_SECONDS`) and no ``_alembic_tmp_`` table is left; an incomplete one
+  still changing (written in the last :data:`QUIET_SECONDS`: another process is creating
+  it) is waited for; one that stopped
   changing and holds no runs is moved aside (``<name>.broken-<time>``) and created afresh;
   one that holds runs is left alone, with a one-line error.
 
@@ -116,7 +117,10 @@ def inspect_store(path: Path) -> StoreState:
             ) from None
         return StoreState(exists=True, runs=None, age=0.0, problem=f"unreadable ({e})")
     leftovers = sorted(t for t in tables if t.startswith("_alembic_tmp_"))
-    head = schema_head()
+    # The head (~20-130 ms to read MLflow's migration scripts) matters only for a store
+    # written just now, which may be in the middle of its creation by another process; an
+    # older one at another version is MLflow's to report ("out-of-date database schema").
+    head = schema_head() if age < QUIET_SECONDS else None
     if leftovers:
         problem = f"a schema migration stopped half-way (table {leftovers[0]} left behind)"
     elif version is None:
