@@ -123,13 +123,29 @@ def test_a_damaged_store_with_runs_is_left_alone(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_store_created_at_the_same_moment_by_mlflow_is_waited_for(tmp_path: Path) -> None:
-    """``mlflow ui`` on a fresh store creates it in place, as MlflowClient does here."""
+def test_mlflow_ui_started_at_the_same_moment_on_a_fresh_store_is_waited_for(
+    tmp_path: Path,
+) -> None:
+    """``mlflow ui`` creates a fresh store in place; mlpx started with it used to fail once
+    (``table _alembic_tmp_experiments already exists``)."""
+    import signal
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    code = f"from mlflow.tracking import MlflowClient; MlflowClient('{uri}').search_experiments()"
-    other = subprocess.Popen([sys.executable, "-c", code], env=mlpx_env(), stderr=subprocess.PIPE)
-    done = run_mlpx(tmp_path, f"logger.tracking_uri={uri}", "dataset=iris", "trainer.epochs=1")
-    assert other.wait(timeout=300) == 0, other.stderr.read()
+    mlflow_cli = Path(sys.executable).with_name("mlflow")
+    ui = subprocess.Popen(
+        [str(mlflow_cli), "ui", "--backend-store-uri", uri, "--port", str(port), "--workers", "1"],
+        cwd=tmp_path, env=mlpx_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        done = run_mlpx(tmp_path, f"logger.tracking_uri={uri}", "dataset=iris", "trainer.epochs=1")
+    finally:
+        os.killpg(ui.pid, signal.SIGTERM)
+        ui.wait(timeout=60)
     assert done.returncode == 0, done.stderr
     assert [r.info.status for r in runs_of(uri)] == ["FINISHED"]
 
