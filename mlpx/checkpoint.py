@@ -111,59 +111,260 @@ class Checkpoint:
     state: TrainState
     meta: dict[str, Any]
 
-    def restore(self, net: Any, optimizer: Any, rng: np.random.Generator) -> TrainState:
-        """Load into ``net``, ``optimizer`` and ``rng``; raise CheckpointError on mismatch."""
+    def restore(
+        self, net: Any, optimizer: Any, rng: np.random.Generator, n_train: int | None = None
+    ) -> TrainState:
+        """Load into ``net``, ``optimizer`` and ``rng``; raise CheckpointError on mismatch.
+
+        Each field is checked against this run before anything is loaded: the model's keys,
+        shapes and dtype (``backend.dtype``), the best weights' shapes and, with ``n_train``
+        (rows of the training set), the indices of the rest of an interrupted epoch.
+        """
+        expected = net.state_dict()
+        fields = check_fields(self.path, expected, self.model, self.state, n_train)
         try:
             net.load_state_dict(self.model)
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise CheckpointError(f"{fields}: field model does not fit this run: {exc}") from None
+        try:
             optimizer.load_state_dict(self.optimizer)
-        except ValueError as exc:
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
             raise CheckpointError(
-                f"trainer.resume={self.path} does not fit this run: {exc}"
+                f"{fields}: field optimizer does not fit this run: {exc}"
             ) from None
         rng.bit_generator.state = self.rng_state
         return self.state
 
 
-def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """Read a checkpoint written by :func:`save_checkpoint` (never unpickles)."""
-    path = Path(path)
+def check_fields(
+    path: Path,
+    expected: dict[str, Any],
+    model: dict[str, np.ndarray],
+    state: TrainState,
+    n_train: int | None,
+) -> str:
+    """Check a loaded checkpoint's model and train state against a network's ``state_dict``
+    (``expected``); return how messages name the checkpoint. Raises CheckpointError."""
+    where = f"trainer.resume={path}"
+    for key, want in expected.items():
+        if key not in model:
+            raise CheckpointError(f"{where}: field model/{key} is missing")
+        got, want = np.asarray(model[key]), np.asarray(want)
+        if key == "dtype" and str(got) != str(want):
+            raise CheckpointError(
+                f"{where}: field model/dtype is {got} but this run's backend.dtype is {want}: "
+                f"resume with backend.dtype={got} (what the checkpoint was trained in)"
+            )
+        if want.dtype.kind != "f" and (got.shape != want.shape or (got != want).any()):
+            raise CheckpointError(
+                f"{where}: field model/{key} is {got.tolist()} but this run's network has "
+                f"{want.tolist()}: the checkpoint does not fit this run (resume with its model "
+                "settings)"
+            )
+        if want.dtype.kind == "f" and (got.dtype != want.dtype or got.shape != want.shape):
+            raise CheckpointError(
+                f"{where}: field model/{key} must be a {want.dtype} array of shape "
+                f"{want.shape}, got {got.dtype} {got.shape}"
+            )
+    extra = sorted(set(model) - set(expected))
+    if extra:
+        raise CheckpointError(f"{where}: field model/{extra[0]} is not part of this network")
+    if state.best_params is not None:
+        n_layers = sum(1 for k in expected if k.startswith("W_"))
+        shapes = [
+            np.asarray(expected[f"{c}_{i}"]).shape for i in range(1, n_layers + 1) for c in "Wb"
+        ]
+        got = [np.asarray(p).shape for p in state.best_params]
+        if got != shapes:
+            raise CheckpointError(f"{where}: field best must hold arrays of shapes {shapes}")
+    if n_train is not None and state.pending:
+        flat = np.concatenate(state.pending)
+        if flat.size and (flat.min() < 0 or flat.max() >= n_train):
+            raise CheckpointError(
+                f"{where}: field pending/indices holds indices outside the training set's "
+                f"{n_train} rows (min {flat.min()}, max {flat.max()})"
+            )
+    return where
+
+
+#: Checkpoints larger than this are refused before reading (an array header that claims
+#: more than the file holds is refused too).
+MAX_ARRAY_BYTES = 16 * 2**30
+_COUNTER_INTS = ("epoch", "step", "best_epoch", "waited")
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` at ``path``, each header checked before it is read."""
+    import zipfile
+    import zlib
+
+    if not path.exists():
+        raise CheckpointError(f"trainer.resume: no checkpoint at {path}")
+    if path.is_dir():
+        raise CheckpointError(f"trainer.resume={path}: is a folder with no step_*.npz in it")
+    where = f"trainer.resume={path}"
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{where}: the file is empty (not an mlpx checkpoint)")
+    arrays: dict[str, np.ndarray] = {}
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except FileNotFoundError:
-        raise CheckpointError(f"trainer.resume: no checkpoint at {path}") from None
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"trainer.resume: {path} is not an mlpx checkpoint ({exc})") from None
-    if str(arrays.get("format", "")) != FORMAT:
-        raise CheckpointError(f"trainer.resume: {path} is not an mlpx checkpoint ({FORMAT})")
-    counters = json.loads(str(arrays["counters"]))
-    state = TrainState(
-        epoch=int(counters["epoch"]),
-        step=int(counters["step"]),
-        best=float(counters["best"]),
-        best_epoch=int(counters["best_epoch"]),
-        waited=int(counters["waited"]),
-        stopped=bool(counters.get("stopped", False)),
-        sums={k: float(v) for k, v in counters["sums"].items()},
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                with zf.open(info) as fh:
+                    arrays[name] = _read_member(fh, info.file_size, f"{where}: field {name}")
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"{where}: the file is not an mlpx checkpoint (truncated or damaged: "
+            f"{' '.join(str(exc).split())[:120]})"
+        ) from None
+    return arrays
+
+
+def _read_member(fh: Any, size: int, what: str) -> np.ndarray:
+    """One ``.npy`` member: its header checked (no objects, a size that the member holds)."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(fh)
+        read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, fortran, dtype = read_header(fh)  # max_header_size: numpy's safe default
+    except (ValueError, EOFError, OSError) as exc:
+        raise CheckpointError(
+            f"{what}: bad array header ({str(exc).splitlines()[0][:100]})"
+        ) from None
+    if dtype.hasobject:
+        raise CheckpointError(f"{what}: holds Python objects (refused: checkpoints are data)")
+    nbytes = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if nbytes > MAX_ARRAY_BYTES or nbytes > size:
+        raise CheckpointError(
+            f"{what}: the header claims shape {shape} of {dtype} ({nbytes} bytes) but the "
+            f"file holds {size} bytes"
+        )
+    buffer = bytearray(nbytes)
+    got = fh.readinto(buffer) if nbytes else 0
+    if got != nbytes:
+        raise CheckpointError(f"{what}: truncated ({got} of {nbytes} bytes)")
+    array = np.frombuffer(buffer, dtype=dtype) if nbytes else np.empty(0, dtype)
+    return array.reshape(shape, order="F" if fortran else "C")
+
+
+def _json_field(arrays: dict[str, np.ndarray], key: str, where: str) -> dict[str, Any]:
+    if key not in arrays:
+        raise CheckpointError(f"{where}: field {key} is missing")
+    try:
+        value = json.loads(str(arrays[key]))
+    except ValueError:
+        raise CheckpointError(f"{where}: field {key} is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{where}: field {key} must be a JSON object")
+    return value
+
+
+def _counters(arrays: dict[str, np.ndarray], where: str) -> TrainState:
+    counters = _json_field(arrays, "counters", where)
+    values: dict[str, Any] = {}
+    for key in _COUNTER_INTS:
+        v = counters.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise CheckpointError(
+                f"{where}: field counters.{key} must be an integer >= 0, got {v!r}"
+            )
+        values[key] = v
+    if values["best_epoch"] > values["epoch"] or values["epoch"] > values["step"]:
+        raise CheckpointError(
+            f"{where}: fields counters.epoch/step/best_epoch disagree: epoch {values['epoch']}, "
+            f"step {values['step']}, best_epoch {values['best_epoch']}"
+        )
+    best = counters.get("best")
+    if isinstance(best, bool) or not isinstance(best, int | float):
+        raise CheckpointError(f"{where}: field counters.best must be a number, got {best!r}")
+    stopped = counters.get("stopped", False)
+    if not isinstance(stopped, bool):
+        raise CheckpointError(f"{where}: field counters.stopped must be true or false")
+    sums = counters.get("sums", {})
+    ok = isinstance(sums, dict) and all(
+        k in ("loss", "correct", "window_loss", "window_steps")
+        and isinstance(v, int | float)
+        and not isinstance(v, bool)
+        for k, v in sums.items()
     )
-    best = sorted((k for k in arrays if k.startswith("best/")), key=lambda k: int(k[5:]))
+    if not ok:
+        raise CheckpointError(f"{where}: field counters.sums must map the epoch's sums to numbers")
+    if not isinstance(counters.get("meta", {}), dict):
+        raise CheckpointError(f"{where}: field counters.meta must be a JSON object")
+    return TrainState(
+        **values, best=float(best), stopped=stopped, sums={k: float(v) for k, v in sums.items()}
+    )
+
+
+def _int_array(arrays: dict[str, np.ndarray], key: str, where: str) -> np.ndarray:
+    a = arrays[key]
+    if a.ndim != 1 or a.dtype.kind not in "iu":
+        raise CheckpointError(f"{where}: field {key} must be a 1-d integer array")
+    return a.astype(np.int64)
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read a checkpoint written by :func:`save_checkpoint` (never unpickles).
+
+    Every field is checked as it is read (array headers before any allocation, then the
+    format, counters, RNG state, history, pending batches, model and optimizer entries);
+    the first bad one raises :class:`CheckpointError` naming the file and the field.
+    """
+    path = Path(path)
+    where = f"trainer.resume={path}"
+    arrays = _read_arrays(path)
+    if "format" not in arrays or str(arrays["format"]) != FORMAT:
+        raise CheckpointError(f"{where}: field format is not {FORMAT!r} (not an mlpx checkpoint)")
+    state = _counters(arrays, where)
+    meta = _json_field(arrays, "counters", where).get("meta", {})
+    rng_state = _json_field(arrays, "rng", where)
+    try:  # a state the generator accepts (PCG64 ... ) and nothing else
+        name = rng_state.get("bit_generator")
+        if name not in ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64"):
+            raise ValueError(f"unknown bit generator {name!r}")
+        getattr(np.random, name)().state = rng_state
+    except (ValueError, TypeError, KeyError, OverflowError) as exc:
+        raise CheckpointError(f"{where}: field rng is not a generator state ({exc})") from None
+    best = sorted((k for k in arrays if k.startswith("best/")), key=lambda k: k[5:].zfill(9))
+    if [k[5:] for k in best] != [str(i) for i in range(len(best))]:
+        raise CheckpointError(f"{where}: fields best/<i> must be numbered 0, 1, ...")
+    for k in best:
+        if arrays[k].dtype.kind != "f":
+            raise CheckpointError(f"{where}: field {k} must be a float array")
     state.best_params = [arrays[k] for k in best] or None
     for key in arrays:
         if key.startswith("history/"):
-            state.history[key[8:]] = [(int(s), float(v)) for s, v in arrays[key]]
+            points = arrays[key]
+            if points.ndim != 2 or points.shape[1] != 2 or points.dtype.kind != "f":
+                raise CheckpointError(f"{where}: field {key} must be an (n, 2) float array")
+            steps = points[:, 0]
+            if not np.all(np.isfinite(steps)) or np.any(steps < 0) or np.any(steps % 1):
+                raise CheckpointError(f"{where}: field {key} has steps that are not integers >= 0")
+            state.history[key[8:]] = [(int(s), float(v)) for s, v in points]
+    if ("pending/indices" in arrays) != ("pending/sizes" in arrays):
+        raise CheckpointError(f"{where}: fields pending/indices and pending/sizes come together")
     if "pending/indices" in arrays:
-        cuts = np.cumsum(arrays["pending/sizes"])[:-1]
-        state.pending = list(np.split(arrays["pending/indices"], cuts))
-    return Checkpoint(
-        path=path,
-        model={k[6:]: v for k, v in arrays.items() if k.startswith("model/")},
-        optimizer=unflatten_state(
+        indices = _int_array(arrays, "pending/indices", where)
+        sizes = _int_array(arrays, "pending/sizes", where)
+        if np.any(sizes <= 0) or int(sizes.sum()) != indices.size:
+            raise CheckpointError(
+                f"{where}: field pending/sizes must be positive and add up to the "
+                f"{indices.size} pending/indices"
+            )
+        state.pending = list(np.split(indices, np.cumsum(sizes)[:-1]))
+    model = {k[6:]: v for k, v in arrays.items() if k.startswith("model/")}
+    for k, v in model.items():
+        if v.dtype.kind not in "fiuUb":
+            raise CheckpointError(f"{where}: field model/{k} has dtype {v.dtype}")
+    try:
+        optimizer = unflatten_state(
             {k[10:]: v for k, v in arrays.items() if k.startswith("optimizer/")}
-        ),
-        rng_state=json.loads(str(arrays["rng"])),
-        state=state,
-        meta=counters.get("meta", {}),
-    )
+        )
+    except ValueError as exc:
+        raise CheckpointError(f"{where}: field optimizer: {exc}") from None
+    return Checkpoint(path, model, optimizer, rng_state, state, meta)
 
 
 def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
@@ -177,14 +378,25 @@ def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
 class Checkpointer:
     """Writes ``step_<n>.npz`` into ``folder``, keeps the last ``keep``, logs each to MLflow.
 
+    Each checkpoint comes after a ``tracker.flush()`` (metrics and checkpoint are one unit);
+    ``meta`` (JSON-able) is saved in each one: the run's config, to check a resume against.
+
     ``every`` is in epochs (0: only at the end and on interruption).
     """
 
-    def __init__(self, folder: str | os.PathLike, every: int, keep: int, tracker: Any = None):
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        every: int,
+        keep: int,
+        tracker: Any = None,
+        meta: dict[str, Any] | None = None,
+    ):
         self.folder = Path(folder)
         self.every = every
         self.keep = keep
         self.tracker = tracker
+        self.meta = dict(meta or {})  # JSON-able, saved in each checkpoint (e.g. the config)
         self.last: Path | None = None
 
     def due(self, epoch: int) -> bool:
@@ -192,8 +404,12 @@ class Checkpointer:
         return self.every > 0 and epoch % self.every == 0
 
     def save(self, net: Any, optimizer: Any, rng: np.random.Generator, state: TrainState) -> Path:
-        """Write a checkpoint of the current state and prune the old ones."""
-        meta = {"run_id": getattr(self.tracker, "run_id", None)}
+        """Flush the tracker, then write a checkpoint of the current state and prune the old
+        ones: every metric value up to the checkpoint's step is stored before the checkpoint
+        exists, so a run killed at any moment and resumed from it has no gap."""
+        if self.tracker is not None:
+            self.tracker.flush()
+        meta = {**self.meta, "run_id": getattr(self.tracker, "run_id", None)}
         path = self.folder / f"step_{state.step}.npz"
         path = save_checkpoint(path, net, optimizer, rng, state, meta)
         self.last = path

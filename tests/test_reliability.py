@@ -172,12 +172,17 @@ def test_signal_checkpoints_kills_the_run_and_resume_completes(
     done = run_mlpx(tmp_path, *args[:1], "trainer.epochs=5", "trainer.early_stopping.patience=0",
                     f"trainer.resume={ckpt}", "hydra.run.dir=run2")  # fmt: skip
     assert done.returncode == 0, done.stderr
-    (again,) = runs_of(uri)  # the same MLflow run, continued
-    assert again.info.run_id == run.info.run_id and again.info.status == "FINISHED"
+    # trainer.epochs changed (400 -> 5): a new run linked to the killed one, which stays as
+    # it was (its params say 400 epochs); the same epochs would continue the same run
+    runs = {r.info.run_id: r for r in runs_of(uri)}
+    assert runs.pop(run.info.run_id).info.status == "KILLED"
+    (again,) = runs.values()
+    assert again.info.status == "FINISHED" and again.data.params["trainer.epochs"] == "5"
     assert again.data.tags["mlpx.resumed"] == "true"
+    assert again.data.tags["mlpx.resumed_from_run"] == run.info.run_id
     from mlflow.tracking import MlflowClient
 
-    epochs = [m.value for m in MlflowClient(uri).get_metric_history(run.info.run_id, "epoch")]
+    epochs = [m.value for m in MlflowClient(uri).get_metric_history(again.info.run_id, "epoch")]
     assert epochs[-1] == 5.0 and len(epochs) == len(set(epochs))  # no epoch logged twice
 
 
@@ -190,9 +195,11 @@ def test_resume_by_run_id(tmp_path: Path) -> None:
     again = run_mlpx(tmp_path, f"logger.tracking_uri={uri}", "dataset=iris", "trainer.epochs=4",
                      f"trainer.resume={run.info.run_id}")  # fmt: skip
     assert again.returncode == 0, again.stderr
-    (same,) = runs_of(uri)
-    assert same.info.run_id == run.info.run_id and same.info.status == "FINISHED"
-    assert same.data.metrics["epoch"] == 4.0
+    runs = {r.info.run_id: r for r in runs_of(uri)}  # a FINISHED run is never changed:
+    assert runs.pop(run.info.run_id).data.metrics["epoch"] == 2.0  # a new run goes on
+    (new,) = runs.values()
+    assert new.info.status == "FINISHED" and new.data.metrics["epoch"] == 4.0
+    assert new.data.tags["mlpx.resumed_from_run"] == run.info.run_id
 
 
 @pytest.mark.slow

@@ -148,6 +148,17 @@ def _log_figures(tracker: Any, history: dict[str, list[tuple[int, float]]]) -> N
         tracker.log_figure(fig, name)
 
 
+def _anchored(container: dict[str, Any]) -> dict[str, Any]:
+    """With ``hydra.job.chdir=true``: the store stays where ``mlpx`` was launched."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized() or not HydraConfig.get().job.chdir:
+        return container
+    from mlpx.app.safeguards import anchor_store
+
+    return anchor_store(container, HydraConfig.get().runtime.cwd)
+
+
 def run(cfg: DictConfig) -> float:
     """Train one configuration; return the objective (``trainer.objective``).
 
@@ -160,6 +171,7 @@ def run(cfg: DictConfig) -> float:
         container = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as exc:  # an interpolation that does not resolve
         raise UserError(f"the config could not be resolved: {exc}") from None
+    container = _anchored(container)
     overlay = overlay_error(container, _choices(), _search_folders())
     if overlay:  # an overlay without '# @package _global_': its keys would go unused
         raise UserError(overlay)
@@ -174,22 +186,31 @@ def run(cfg: DictConfig) -> float:
     chash = config_hash(container)
     lg = settings.logger
     link = current_trial(settings.trainer.objective) if multirun else None  # an Optuna trial
+    claim = None  # held while this config is looked up and trained: identical sweeps wait
     if multirun and lg.name == "mlflow" and not settings.sweep.force:
+        from mlpx.app.safeguards import ConfigClaim
+        from mlpx.tracking import resolve_tracking_uri
+
         try:
+            claim = ConfigClaim(resolve_tracking_uri(lg.tracking_uri), chash).acquire()
             reused = reuse_finished_run(lg.tracking_uri, lg.experiment_name, chash, sweep_dir)
         except Exception as exc:  # the lookup only saves time: train when it fails
             print(f"mlpx: warning: could not look for a finished run: {exc}", file=sys.stderr)
             reused = None
         if reused is not None:
+            claim.release()
             return link.outcome(reused[1], reused[0]) if link else reused[1]
 
     from mlpx.app import record
     from mlpx.app.build import build, build_tracker, run_tags
     from mlpx.app.record import group_tag
+    from mlpx.app.resume import config_params, plan_resume, record_resume, resolve_resume
     from mlpx.checkpoint import Checkpointer, CheckpointError
     from mlpx.tracking import TrackingError, flatten
+    from mlpx.tracking.store import is_permanent, store_error
     from mlpx.train import DivergenceError, Interrupted, StopRequest, fit
 
+    params = config_params(container)
     GUARD.install()  # SIGINT/SIGTERM end the run KILLED at every phase (mlpx.app.signals)
     GUARD.enter("build")
     try:
@@ -197,12 +218,16 @@ def run(cfg: DictConfig) -> float:
             resolve_resume(settings.trainer.resume, settings) if settings.trainer.resume else None
         )
         check_sizes(settings, container)  # before anything large is allocated
+        plan = plan_resume(checkpoint, settings, params) if checkpoint else None
         built = build(settings)
         model, optimizer, data, rng = built.model, built.optimizer, built.data, built.rng
-        state = checkpoint.restore(model, optimizer, rng) if checkpoint else None
+        n_train = data.X_train.shape[0]
+        state = checkpoint.restore(model, optimizer, rng, n_train) if checkpoint else None
     except (ValueError, CheckpointError) as exc:
         raise UserError(str(exc)) from None
-    resume_run = _reachable_run(checkpoint, settings) if checkpoint else None
+    except TrackingError as exc:
+        raise UserError(str(exc)) from None
+    resume_run = plan.continue_run if plan else None
     parent = read_sweep_info(sweep_dir).get("parent_run_id") if sweep_dir else None
     tracker = None
     try:
@@ -221,6 +246,8 @@ def run(cfg: DictConfig) -> float:
                 suffix=suffix,
                 resume_run_id=resume_run,
             )
+            if checkpoint is not None:
+                tracker = record_resume(tracker, plan, checkpoint)
     except TrackingError as exc:
         raise UserError(str(exc), recorded=True) from None
     except Killed as exc:
@@ -232,8 +259,9 @@ def run(cfg: DictConfig) -> float:
 
     ckpt_dir = Path(job_dir or ".") / "checkpoints"
     checkpointer = Checkpointer(
-        ckpt_dir, settings.trainer.checkpoint_every, settings.trainer.keep_checkpoints, tracker
-    )
+        ckpt_dir, settings.trainer.checkpoint_every, settings.trainer.keep_checkpoints, tracker,
+        meta={"config": params, "config_hash": chash},
+    )  # fmt: skip
     stop = StopRequest()
     status, error, extras = "FAILED", None, {}
     command = record.reproduce_command(list(_task_overrides()))
@@ -241,8 +269,7 @@ def run(cfg: DictConfig) -> float:
         GUARD.enter("start")
         _log_run_files(tracker, cfg, job_dir)
         extras = record.start_record(settings, tracker, data, model, command)
-        if checkpoint is not None:
-            tracker.set_tags({"mlpx.resumed_from": str(checkpoint.path)})
+        if checkpoint is not None:  # record_resume tagged mlpx.resumed_from
             print(
                 f"mlpx: resuming from {checkpoint.path} (epoch {state.epoch}, step {state.step})",
                 file=sys.stderr,
@@ -313,17 +340,22 @@ def run(cfg: DictConfig) -> float:
         error = str(exc)
         tracker.set_tags({"diverged": "true"})
         raise UserError(error, recorded=True) from None
-    except ValueError as exc:
+    except (ValueError, TrackingError) as exc:
         error = str(exc)
         raise UserError(error, recorded=True) from None
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
+        if is_permanent(exc):  # a full disk, no permission: one line, not a traceback
+            error = str(store_error(getattr(tracker, "tracking_uri", ""), "record the run", exc))
+            raise UserError(error, recorded=True) from None
         raise
     finally:
         record.stop_system_metrics(extras)
         with GUARD.section("deferred", "finish"):  # the run is ended whole
             checkpoint_phase("finish")
             tracker.finish(status, error=error)
+        if claim is not None:
+            claim.release()
         if status == "FINISHED":
             record.print_where(settings, tracker, _choices().get("experiment"))
 
@@ -403,68 +435,9 @@ def _post_training_analyses(
     )
 
 
-RUN_ID = re.compile(r"^[0-9a-f]{32}$")
-
-
-def resolve_resume(value: str, settings: Settings) -> Any:
-    """``trainer.resume``: a checkpoint file, a folder of them, or an MLflow run id."""
-    from mlpx.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
-
-    path = Path(value).expanduser()
-    if path.is_dir():
-        found = latest_checkpoint(path) or latest_checkpoint(path / "checkpoints")
-        if found is None:
-            raise CheckpointError(f"trainer.resume: no step_*.npz checkpoint in {path}")
-        return load_checkpoint(found)
-    if path.exists() or not RUN_ID.match(value):
-        return load_checkpoint(path)
-    # An MLflow run id: its last checkpoint artifact.
-    import tempfile
-
-    from mlpx.tracking import check_tracking_uri
-
-    if settings.logger.name == "none":
-        raise CheckpointError(
-            f"trainer.resume={value} looks like an MLflow run id, but logger=none: give a "
-            "checkpoint path or use logger=mlflow"
-        )
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    uri = check_tracking_uri(settings.logger.tracking_uri)  # TrackingError: a dead store
-    try:
-        local = MlflowClient(uri).download_artifacts(
-            value, "checkpoints/last.npz", tempfile.mkdtemp(prefix="mlpx-resume-")
-        )
-    except (MlflowException, OSError) as exc:  # no such run, or no such artifact
-        raise CheckpointError(
-            f"trainer.resume={value}: no checkpoint of that run in the tracking store "
-            f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
-        ) from None
-    checkpoint = load_checkpoint(local)
-    checkpoint.meta.setdefault("run_id", value)
-    return checkpoint
-
-
-def _reachable_run(checkpoint: Any, settings: Settings) -> str | None:
-    """The MLflow run a checkpoint came from, if it is in the configured store."""
-    run_id = checkpoint.meta.get("run_id")
-    if not run_id or settings.logger.name == "none":
-        return None
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    from mlpx.tracking import TrackingError, check_tracking_uri
-
-    try:
-        MlflowClient(check_tracking_uri(settings.logger.tracking_uri)).get_run(run_id)
-    except (MlflowException, TrackingError, OSError):
-        return None  # another store, or deleted: the resumed run gets a new MLflow run
-    return run_id
-
-
 class OutputDirCheck(Callback):
-    """Stops with one line when Hydra's output folder cannot be written (before any job)."""
+    """Stops with one line when Hydra's output folder cannot be written or a sweep override
+    gives no value (``range(0)``), before any job."""
 
     @staticmethod
     def _check(folder: str, key: str) -> None:
@@ -488,6 +461,15 @@ class OutputDirCheck(Callback):
         self._check(str(config.hydra.run.dir), "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from mlpx.app.safeguards import empty_sweeps
+
+        empty = empty_sweeps(list(config.hydra.overrides.task))
+        if empty:  # no job: refused before a parent run is made
+            message = (
+                f"{empty[0]} gives no value, so the sweep would have no job: give at least one"
+            )
+            print(_error_line(message), file=sys.stderr)
+            raise SystemExit(2)
         self._check(str(config.hydra.sweep.dir), "hydra.sweep.dir")
         message = check_parallelism(config.hydra)  # before joblib's traceback (n_jobs=0)
         if message:
@@ -512,6 +494,9 @@ def main(cfg: DictConfig) -> float:
         print(f"mlpx: {exc}", file=sys.stderr)  # the run (if any) is ended KILLED
         raise SystemExit(exc.exit_code) from None
     except UserError as exc:
+        from mlpx.app.safeguards import ConfigClaim
+
+        ConfigClaim.release_all()  # the next job with this config may go on
         print(_error_line(str(exc)), file=sys.stderr)
         if multirun and not exc.recorded:  # a FAILED child, as docs/sweeps.md says
             record_failed_job(cfg, str(exc))

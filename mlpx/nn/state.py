@@ -116,7 +116,8 @@ def flatten_state(state: Mapping[str, Any], prefix: str = "") -> dict[str, np.nd
 def unflatten_state(flat: Mapping[str, Any]) -> dict[str, Any]:
     """Inverse of ``flatten_state`` (accepts the ``NpzFile`` returned by ``np.load``).
 
-    0-d arrays come back as Python scalars (``bool``, ``int``, ``float``, ``str``).
+    0-d arrays come back as Python scalars (``bool``, ``int``, ``float``, ``str``). A list
+    marker whose entries do not match its length raises ``ValueError`` naming the path.
     """
     tree: dict[str, Any] = {}
     for key in flat.keys():
@@ -124,13 +125,26 @@ def unflatten_state(flat: Mapping[str, Any]) -> dict[str, Any]:
         *parents, leaf = key.split("/")
         for part in parents:
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"state key {key!r} nests under a value")
+        if isinstance(node.get(leaf), dict):
+            raise ValueError(f"state key {key!r} is both a value and a container")
         node[leaf] = np.asarray(flat[key])
 
-    def build(node: Any) -> Any:
+    def build(node: Any, path: str) -> Any:
         if not isinstance(node, dict):
             return node.item() if node.ndim == 0 else node
         if _LIST in node:
-            return [build(node[str(i)]) for i in range(int(node[_LIST]))]
-        return {k: build(v) for k, v in node.items() if k != _DICT}
+            items = {k for k in node if k != _LIST}
+            n = node[_LIST]
+            if not isinstance(n, np.ndarray) or n.ndim or n.dtype.kind not in "iu":
+                raise ValueError(f"state[{path!r}] has a list length that is not an integer")
+            if items != {str(i) for i in range(int(n))}:
+                raise ValueError(
+                    f"state[{path!r}] must hold the list entries 0..{int(n) - 1}, "
+                    f"got {sorted(items)[:5]}"
+                )
+            return [build(node[str(i)], f"{path}/{i}".lstrip("/")) for i in range(int(n))]
+        return {k: build(v, f"{path}/{k}".lstrip("/")) for k, v in node.items() if k != _DICT}
 
-    return build(tree)
+    return build(tree, "")

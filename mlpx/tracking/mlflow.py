@@ -49,6 +49,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from mlpx.redact import mask_secrets
+from mlpx.tracking.artifacts import check_artifact_root
 from mlpx.tracking.base import (
     ERROR_ARTIFACT,
     ERROR_TAG,
@@ -68,6 +69,7 @@ from mlpx.tracking.base import (
 from mlpx.tracking.store import (
     check_tracking_uri,
     get_or_create_experiment,
+    is_permanent,
     open_client,
     retries_for,
     run_tags,
@@ -140,6 +142,8 @@ class _RunState:
                     )
                 except Exception as e:  # the queue refused them: keep them for a later send
                     self.buffer[:0] = rows
+                    if is_permanent(e):
+                        raise store_error(self.uri, "log metric values", e) from e
                     self._warn_kept(len(rows), e)
                     break
                 self.pending.append((rows, ops))
@@ -149,18 +153,21 @@ class _RunState:
         """Wait for the oldest pending batches until ``keep`` are left; the values of a batch
         MLflow could not write go back to the front of the buffer, with a warning."""
         failed: list[Row] = []
+        fatal: Exception | None = None
         while len(self.pending) > keep:
             rows, ops = self.pending.popleft()
             try:
                 ops.wait()
             except Exception as e:
                 failed += rows
-                self._warn_kept(len(rows), e)
+                fatal = fatal or (e if is_permanent(e) else self._warn_kept(len(rows), e))
             else:
                 self.n_batches += 1
                 self.n_values += len(rows)
         if failed:
             self.buffer[:0] = failed
+        if fatal is not None:  # a full disk, no permission: no later send can succeed
+            raise store_error(self.uri, f"log {len(failed)} metric values", fatal) from fatal
 
     def _warn_kept(self, n: int, error: BaseException) -> None:
         _logger.warning(
@@ -236,7 +243,7 @@ class _RunState:
                     "run %s: %d buffered metric values could not be sent: %s",
                     self.run_id,
                     len(self.buffer),
-                    e,
+                    (str(e).splitlines() or [type(e).__name__])[0][:300],
                 )
             if error:
                 try:
@@ -382,6 +389,7 @@ class MlflowTracker:
             self.experiment_id = get_or_create_experiment(
                 self._client, uri, experiment_name, artifact_location
             )
+            check_artifact_root(self._client, self.experiment_id, uri)  # before, not at the end
             if resume_run_id is None:
                 run = with_retry(
                     self._client.create_run,

@@ -30,6 +30,7 @@ exception of a library that was never imported cannot occur.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import random
@@ -50,6 +51,7 @@ __all__ = [
     "create_parent_run",
     "end_run",
     "get_or_create_experiment",
+    "is_permanent",
     "is_transient",
     "open_client",
     "prepare_store",
@@ -201,7 +203,8 @@ def check_tracking_uri(uri: str | os.PathLike | None = None, *, timeout: float =
 
     - ``http(s)://``: one GET of ``<uri>/health`` with a short timeout (MLflow's own client
       retries for minutes against a dead server; this fails in about ``timeout`` seconds).
-    - ``sqlite:///path``: the folder exists and is writable (and the file, if present).
+    - ``sqlite:///path``: the folder exists and is writable (and the file, if present);
+      an in-memory database (``sqlite:///:memory:``, ``sqlite:///``) is refused.
     - ``file:`` or a plain path (the legacy file store): MLflow 3 refuses it unless
       ``MLFLOW_ALLOW_FILE_STORE=true``; the folder above it must be writable.
     - other schemes (``postgresql://``, ``databricks`` ...) are returned unchecked.
@@ -215,7 +218,13 @@ def check_tracking_uri(uri: str | os.PathLike | None = None, *, timeout: float =
         _check_http(uri, timeout)
     elif scheme == "sqlite":
         path = sqlite_path(uri)
-        if path is not None:
+        if path is None:  # sqlite:///:memory:, sqlite:/// and sqlite://: gone with the process
+            raise TrackingError(
+                f"logger.tracking_uri={uri} is an in-memory SQLite database, a store that "
+                "keeps nothing once the run ends: name a file, e.g. "
+                "logger.tracking_uri=sqlite:///mlflow.db"
+            )
+        else:
             db = Path(path)
             _check_writable_dir(db.parent, "SQLite store", uri)
             if db.is_dir():
@@ -263,6 +272,8 @@ def is_transient(exc: BaseException) -> bool:
     was invalidated, and a ``sqlite3`` error of result code ``SQLITE_BUSY``/``SQLITE_LOCKED``
     ("database is locked"), raw or wrapped by SQLAlchemy. Everything else is final.
     """
+    if is_permanent(exc):
+        return False
     if isinstance(exc, ConnectionError | TimeoutError):
         return True
     requests = sys.modules.get("requests")
@@ -280,6 +291,42 @@ def is_transient(exc: BaseException) -> bool:
     if sqlite3 is not None and isinstance(exc, sqlite3.Error):
         code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11
         return code is not None and code & 0xFF in _SQLITE_BUSY_CODES
+    return False
+
+
+#: Errors no retry can cure: a full disk or quota, no permission, a read-only file system
+#: (errno values; SQLite's SQLITE_PERM, SQLITE_READONLY, SQLITE_FULL result codes; and the
+#: words they come with where MLflow keeps only the text).
+_PERMANENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
+_SQLITE_PERMANENT_CODES = {3, 8, 13}
+_PERMANENT_WORDS = (
+    "database or disk is full",
+    "no space left on device",
+    "disk quota exceeded",
+    "readonly database",
+    "read-only file system",
+    "permission denied",
+)
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it wraps) says the disk is full, a quota is reached,
+    or the store cannot be written (permission, read-only): retrying cannot help."""
+    seen: set[int] = set()
+    todo: list[Any] = [exc]
+    while todo:
+        e = todo.pop()
+        if not isinstance(e, BaseException) or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in _PERMANENT_ERRNOS:
+            return True
+        code = getattr(e, "sqlite_errorcode", None)
+        if isinstance(code, int) and code & 0xFF in _SQLITE_PERMANENT_CODES:
+            return True
+        if any(w in str(e).lower() for w in _PERMANENT_WORDS):
+            return True
+        todo += [e.__cause__, e.__context__, getattr(e, "orig", None)]
     return False
 
 
@@ -327,11 +374,18 @@ def retries_for(uri: str) -> int:
 
 
 def open_client(uri: str) -> Any:
-    """An ``mlflow.tracking.MlflowClient`` for ``uri`` (a fresh SQLite store is created, and
-    migrated, under :func:`sqlite_creation_lock`)."""
+    """An ``mlflow.tracking.MlflowClient`` for ``uri``. A SQLite store is checked first, under
+    :func:`sqlite_creation_lock`: a missing one is created atomically, a half-made one with no
+    runs rebuilt, one another process is creating waited for
+    (:func:`mlpx.tracking.sqlite_store.ensure_sqlite_store`)."""
     from mlflow.tracking import MlflowClient
 
     with sqlite_creation_lock(uri):
+        path = sqlite_path(uri)
+        if path is not None:  # created atomically; a half-made one rebuilt or waited for
+            from mlpx.tracking.sqlite_store import ensure_sqlite_store
+
+            ensure_sqlite_store(path)
         return MlflowClient(tracking_uri=uri)
 
 
@@ -448,15 +502,25 @@ def store_error(uri: str, what: str, exc: BaseException) -> TrackingError:
     """A :class:`TrackingError` for ``exc``, raised while trying to ``what`` in the store at
     ``uri``, that says what to do next."""
     text = str(exc)
+    first = (text.splitlines() or [type(exc).__name__])[0][:300]
+    if is_permanent(exc):
+        where = sqlite_path(uri) or uri
+        words = [w for w in _PERMANENT_WORDS if w in text.lower()]
+        first = words[0] if words else first
+        return TrackingError(
+            f"could not {what} in tracking store {uri}: {first}. Not retried: the disk "
+            f"holding {where} is full or not writable; free space or fix its permissions, "
+            "or set logger.tracking_uri elsewhere"
+        )
     # Text, not type: SQLite reports a half-made schema ("table experiments already exists",
     # "duplicate column name") with its generic SQLITE_ERROR result code, the same as any
     # other SQL error, and MLflow passes alembic's and SQLAlchemy's errors on unchanged.
     if uri_scheme(uri) == "sqlite" and any(t in text for t in _HALF_MIGRATED):
         return TrackingError(
-            f"could not {what} in tracking store {uri}: {text.splitlines()[0][:300]}. "
-            "Several processes probably created this SQLite store at once and left it half "
-            "migrated: delete the file, then create it once with "
-            "mlpx.tracking.prepare_store(uri, experiment_name) before parallel jobs start"
+            f"could not {what} in tracking store {uri}: {first}. The store's schema is "
+            "incomplete (a process stopped while creating or upgrading it): if it holds no "
+            "runs, mlpx rebuilds it on the next run; else back it up and run "
+            f"`mlflow db upgrade {uri}`"
         )
     return TrackingError(
         f"could not {what} in tracking store {uri}: {text.splitlines()[0][:300]}. "
