@@ -1,0 +1,125 @@
+"""PostgreSQL for real (slow): a throwaway PostgreSQL 15 server (tests/postgres.py) as
+
+1. the backend store of an ``mlflow server`` that ``mlpx`` runs and a grid sweep log to
+   through ``logger.tracking_uri=http://127.0.0.1:<port>``; read back over HTTP (runs,
+   parent and children, metric histories) and straight from PostgreSQL's tables;
+2. the Optuna storage of one study that two ``mlpx`` sweep processes work on at once.
+
+These tests fail, not skip, when PostgreSQL or psycopg is missing (``.ci/run`` installs
+both); ``MLPX_SKIP_POSTGRES=1`` skips them on purpose.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.cli_helpers import client, mlpx_env, run_mlpx
+from tests.postgres import PostgresCluster, free_port
+
+FAST = ("dataset=iris", "trainer.epochs=3")
+
+
+@contextmanager
+def mlflow_server(backend: str, folder: Path) -> Iterator[str]:
+    """``mlflow server`` on a free port of 127.0.0.1 with ``backend`` as its store and
+    ``folder/mlartifacts`` as the artifact root (served by the server); yields its URL and
+    stops it (the whole process group) at the end."""
+    import requests
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log_path = folder / "server.log"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1",
+             "--port", str(port), "--workers", "1", "--backend-store-uri", backend,
+             "--artifacts-destination", str(folder / "mlartifacts")],
+            cwd=folder, env=mlpx_env(), stdout=subprocess.DEVNULL, stderr=log,
+            start_new_session=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 180
+            while True:
+                assert server.poll() is None, log_path.read_text()[-3000:]
+                try:
+                    if requests.get(f"{base}/health", timeout=2).status_code == 200:
+                        break
+                except requests.RequestException:
+                    pass
+                assert time.monotonic() < deadline, "mlflow server did not start in 180 s"
+                time.sleep(1)
+            yield base
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
+
+
+@pytest.mark.slow
+def test_mlflow_server_on_postgres_records_runs_and_a_sweep(
+    postgres: PostgresCluster, tmp_path: Path
+) -> None:
+    store = postgres.create_database("mlflow_store")
+    assert store.startswith("postgresql+psycopg://")
+    server_dir, work = tmp_path / "server", tmp_path / "work"
+    server_dir.mkdir()
+    work.mkdir()
+    with mlflow_server(store, server_dir) as base:
+        at = (f"logger.tracking_uri={base}", "logger.experiment_name=pg")
+        single = run_mlpx(work, *at, *FAST, "optimizer=adam", "trainer.seed=7")
+        assert single.returncode == 0, single.stderr
+        sweep = run_mlpx(work, "-m", *at, *FAST, "optimizer=sgd,adam", "trainer.seed=0,1")
+        assert sweep.returncode == 0, sweep.stderr
+        assert "4 runs: 4 finished, 0 failed" in sweep.stderr
+        assert not list(work.rglob("mlflow.db")) and not (work / "mlruns").exists()
+
+        # Read back through the server.
+        c = client(base)
+        exp = c.get_experiment_by_name("pg")
+        runs = c.search_runs([exp.experiment_id], max_results=100)
+        assert len(runs) == 6 and all(r.info.status == "FINISHED" for r in runs)
+        parents = [r for r in runs if r.data.tags.get("mlpx.sweep") == "parent"]
+        children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+        alone = [r for r in runs if r not in parents and r not in children]
+        assert len(parents) == 1 and len(children) == 4 and len(alone) == 1
+        pid = parents[0].info.run_id
+        assert {r.data.tags["mlflow.parentRunId"] for r in children} == {pid}
+        assert parents[0].data.tags["finished_jobs"] == "4"
+        assert sorted((r.data.params["optimizer.name"], r.data.params["trainer.seed"])
+                      for r in children) == [("adam", "0"), ("adam", "1"), ("sgd", "0"),
+                                             ("sgd", "1")]  # fmt: skip
+        for run in [*children, *alone]:
+            history = c.get_metric_history(run.info.run_id, "train/loss")
+            steps = [m.step for m in sorted(history, key=lambda m: m.step)]
+            assert len(steps) == 3 and steps[0] < steps[1] < steps[2]  # one value an epoch
+            assert all(m.value > 0 for m in history)
+            assert 0.0 <= run.data.metrics["val/accuracy"] <= 1.0
+        best = parents[0].data.tags["best_run_id"]
+        assert best in {r.info.run_id for r in children}
+        assert "summary/sweep_summary.md" in {a.path for a in c.list_artifacts(pid, "summary")}
+
+    # The same, straight from PostgreSQL's tables: the server really stored them there.
+    rows = postgres.query(
+        "mlflow_store",
+        "SELECT r.status, count(*) FROM runs r JOIN experiments e"
+        " ON r.experiment_id = e.experiment_id WHERE e.name = %s GROUP BY r.status",
+        "pg",
+    )
+    assert rows == [("FINISHED", 6)]
+    (n_loss,) = postgres.query(
+        "mlflow_store", "SELECT count(*) FROM metrics WHERE key = %s", "train/loss"
+    )
+    assert n_loss == (15,)  # 5 runs x 3 epochs
+    assert list((server_dir / "mlartifacts").rglob("sweep_summary.md"))
