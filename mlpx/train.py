@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +80,8 @@ class FitResult:
     steps: int = 0
     best_epoch: int = 0
     stopped_early: bool = False
+    #: the epoch at which ``fit``'s ``on_eval`` hook stopped training (0: it did not)
+    stopped_by_hook: int = 0
     test: dict[str, float] = field(default_factory=dict)
     objective: float = math.nan
     seconds: float = 0.0
@@ -185,6 +188,7 @@ def fit(
     resume: TrainState | None = None,
     stop: StopRequest | None = None,
     health_metrics: bool = False,
+    on_eval: Callable[[int, dict[str, float]], bool] | None = None,
 ) -> FitResult:
     """Train ``model`` on ``data.X_train`` with ``optimizer``; evaluate and log as it goes.
 
@@ -196,6 +200,9 @@ def fit(
     the current step finishes, a checkpoint is written and :class:`Interrupted` is raised.
     ``health_metrics`` adds :func:`mlpx.analysis.health.health_metrics` (per-layer
     weight norms, update ratios, delta_a norms, activation statistics) at every logging step.
+    ``on_eval(epoch, metrics)`` is called after each evaluation (``metrics``: the epoch's
+    ``train/*`` and ``val/*`` values); when it returns True training stops there (e.g. a
+    sweeper pruned the trial) and ``FitResult.stopped_by_hook`` is that epoch.
 
     Raises :class:`DivergenceError` when the loss or the gradients stop being finite
     (checked every step on NumPy; on other backends at each logging step and epoch end, so
@@ -205,6 +212,7 @@ def fit(
     loop.rng = rng if rng is not None else np.random.default_rng(cfg.seed)
     loop.clip_norm, loop.log_grad_norms = clip_norm, log_grad_norms
     loop.health_metrics, loop.checkpointer, loop.stop = health_metrics, checkpointer, stop
+    loop.on_eval = on_eval
     return loop.run()
 
 
@@ -237,6 +245,7 @@ class _Loop:
         self.health_metrics = False
         self.checkpointer: Checkpointer | None = None
         self.stop: StopRequest | None = None
+        self.on_eval: Callable[[int, dict[str, float]], bool] | None = None
         # Data are checked and moved to the model's device and dtype once, not per batch.
         self.fast = is_numpy(model.xp)
         self.X_train, self.y_train = model.check_data(data.X_train, data.y_train)
@@ -272,12 +281,16 @@ class _Loop:
                 st.epoch = epoch
                 self.show(epoch, metrics, time.perf_counter() - t0)
                 stopping = self.early_stop(epoch, metrics) if evaluate else False
+                hook = evaluate and self.on_eval is not None and self.on_eval(epoch, metrics)
                 st.stopped = stopping
-                last = stopping or epoch == cfg.epochs
+                last = stopping or hook or epoch == cfg.epochs
                 if self.checkpointer is not None and (self.checkpointer.due(epoch) or last):
                     self.checkpointer.save(self.model, self.optimizer, self.rng, st)
                 if stopping:
                     result.stopped_early = True
+                    break
+                if hook:
+                    result.stopped_by_hook = epoch
                     break
         return self.finish(start)
 

@@ -54,6 +54,12 @@ needs_wiring = pytest.mark.skipif(
 # --------------------------------------------------------------------------------------------
 
 
+def needs_optuna_sweeper() -> None:
+    """Skip without mlpx's optuna sweeper and Optuna >= 4 (``pip install -e ".[sweep]"``)."""
+    pytest.importorskip("optuna", minversion="4")
+    pytest.importorskip("hydra_plugins.mlpx_optuna_sweeper")
+
+
 def all_runs(uri: str, experiment: str = "mlpx") -> list:
     c = client(uri)
     exp = c.get_experiment_by_name(experiment)
@@ -189,7 +195,7 @@ def test_swept_keys_of_grid_and_optuna_sweeps() -> None:
 
 
 def test_the_optuna_search_config_composes_and_validates() -> None:
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    needs_optuna_sweeper()
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
@@ -203,7 +209,8 @@ def test_the_optuna_search_config_composes_and_validates() -> None:
             hydra_cfg = cfg.hydra
             assert str(hydra_cfg.mode) == "RunMode.MULTIRUN"  # no -m needed
             sweeper = hydra_cfg.sweeper
-            assert sweeper._target_.endswith("OptunaSweeper") and sweeper.storage is None
+            assert sweeper._target_.endswith("mlpx_optuna_sweeper.optuna_sweeper.OptunaSweeper")
+            assert sweeper.storage == "sqlite:///optuna.db" and sweeper.pruner is None
             assert sweeper.sampler._target_ == "optuna.samplers.TPESampler"
             assert isinstance(sweeper.sampler.seed, int)
             assert sweeper.direction == cfg.trainer.direction
@@ -416,7 +423,7 @@ def test_joblib_two_workers_four_jobs_on_a_fresh_store(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_optuna_search_of_four_trials(tmp_path: Path) -> None:
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    needs_optuna_sweeper()
     uri, at = store(tmp_path)
     # no -m: the hparams_search config sets hydra.mode=MULTIRUN
     proc = mlpx(tmp_path, SEARCH, "hydra.sweeper.n_trials=4", at, *FAST)

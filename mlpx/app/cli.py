@@ -184,9 +184,11 @@ def run(cfg: DictConfig) -> float:
         raise UserError(_with_source(str(exc))) from None
 
     from mlpx.app.sweep import config_hash, read_sweep_info, reuse_finished_run
+    from mlpx.app.trial import current_trial
 
     chash = config_hash(container)
     lg = settings.logger
+    link = current_trial(settings.trainer.objective) if multirun else None  # an Optuna trial
     if multirun and lg.name == "mlflow" and not settings.sweep.force:
         try:
             reused = reuse_finished_run(lg.tracking_uri, lg.experiment_name, chash, sweep_dir)
@@ -194,7 +196,7 @@ def run(cfg: DictConfig) -> float:
             print(f"mlpx: warning: could not look for a finished run: {exc}", file=sys.stderr)
             reused = None
         if reused is not None:
-            return reused[1]
+            return link.outcome(reused[1], reused[0]) if link else reused[1]
 
     from mlpx.app.build import build, build_tracker, run_tags
     from mlpx.checkpoint import Checkpointer, CheckpointError
@@ -216,7 +218,11 @@ def run(cfg: DictConfig) -> float:
         tracker = build_tracker(
             settings,
             flatten(container),
-            tags={**run_tags(settings, built), CONFIG_HASH_TAG: chash},
+            tags={
+                **run_tags(settings, built),
+                CONFIG_HASH_TAG: chash,
+                **(link.tags() if link else {}),
+            },
             parent_run_id=parent,
             suffix=suffix,
             resume_run_id=resume_run,
@@ -261,6 +267,7 @@ def run(cfg: DictConfig) -> float:
                 resume=state,
                 stop=stop,
                 health_metrics=an.health_metrics,
+                on_eval=link.on_eval if link else None,
             )
         draw = settings.logger.log_figures and settings.logger.name != "none"
         if draw:
@@ -270,7 +277,8 @@ def run(cfg: DictConfig) -> float:
         tracker.set_tags(
             {"best_epoch": str(result.best_epoch), "stopped_early": str(result.stopped_early)}
         )
-        status = "FINISHED"
+        status = "KILLED" if link and link.pruned_epoch else "FINISHED"  # pruned: KILLED
+        tracker.set_tags(link.pruned_tags() if link else {})
         print(
             f"mlpx: done {summary(result)} objective {settings.trainer.objective}="
             f"{result.objective:.4f}",
@@ -278,6 +286,8 @@ def run(cfg: DictConfig) -> float:
         )
         if tracker.run_id:
             print(f"mlpx: MLflow run {tracker.run_id}", file=sys.stderr)
+        if link:
+            return link.outcome(float(result.objective), tracker.run_id)
         return float(result.objective)
     except Interrupted as exc:
         status, error = "KILLED", str(exc)

@@ -228,6 +228,7 @@ def write_sweep_summary(
         "jobs": str(len(summary.rows)),
         "finished_jobs": str(summary.finished),
         "failed_jobs": str(summary.failed),
+        "pruned_jobs": str(summary.pruned),
         "reused_jobs": str(summary.reused),
     }
     if stopped:

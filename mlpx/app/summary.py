@@ -54,6 +54,9 @@ PARENT_TAG = "mlflow.parentRunId"
 CONFIG_HASH_TAG = "mlpx.config_hash"
 #: A sweep's parent run is tagged ``mlpx.sweep=parent`` (left out of study tables).
 SWEEP_ROLE_TAG = "mlpx.sweep"
+#: The status a summary shows for a run an Optuna pruner stopped (MLflow: KILLED, tag
+#: ``pruned=true`` and ``pruned_epoch``).
+PRUNED = "PRUNED"
 SWEPT_KEYS_TAG = "mlpx.swept_keys"
 OBJECTIVE_METRIC = "objective"
 #: Params that differ between runs without being what a study varies.
@@ -123,7 +126,12 @@ class SweepSummary:
 
     @property
     def failed(self) -> int:
-        return sum(r.status != "FINISHED" for r in self.rows)
+        return sum(r.status not in ("FINISHED", PRUNED) for r in self.rows)
+
+    @property
+    def pruned(self) -> int:
+        """Runs stopped by an Optuna pruner (tag ``pruned=true``; status ``PRUNED`` here)."""
+        return sum(r.status == PRUNED for r in self.rows)
 
     @property
     def finished(self) -> int:
@@ -144,6 +152,8 @@ class SweepSummary:
     def line(self) -> str:
         """One line: counts and the best run."""
         parts = [f"{_runs(len(self.rows))}: {self.finished} finished, {self.failed} failed"]
+        if self.pruned:
+            parts.append(f"{self.pruned} pruned")
         if self.reused:
             parts.append(f"{self.reused} reused")
         best = self.best
@@ -199,6 +209,7 @@ class SweepSummary:
     def header(self) -> str:
         text = (
             f"{_runs(len(self.rows))}: {self.finished} finished, {self.failed} failed"
+            + (f", {self.pruned} pruned" if self.pruned else "")
             + (f", {self.reused} reused from earlier launches" if self.reused else "")
             + f". Objective `{self.objective_name}` ({self.direction})"
         )
@@ -406,7 +417,7 @@ def summarize(
         Row(
             run_id=r.info.run_id,
             run_name=r.info.run_name or r.info.run_id,
-            status=r.info.status,
+            status=PRUNED if r.data.tags.get("pruned") == "true" else r.info.status,
             values={k: swept_value(r, k, keys) for k in keys},
             objective=run_objective(r) if r.info.status == "FINISHED" else None,
             error=r.data.tags.get("error", "") if r.info.status != "FINISHED" else "",

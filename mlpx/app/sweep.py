@@ -356,6 +356,15 @@ class MlflowSweepCallback(Callback):
             prepare_store,
         )
 
+        if str(config.hydra.sweeper.get("_target_", "")).endswith(
+            "mlpx_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+        ):
+            from mlpx.app.optuna_sweep import SweepConfigError, check_sweep, fail_line
+
+            try:  # bad sweeper settings: one line before the parent run exists
+                check_sweep(config)
+            except SweepConfigError as exc:
+                fail_line(exc)
         sweep_dir = Path(str(config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         try:
