@@ -40,12 +40,28 @@ def mlflow_server(backend: str, folder: Path) -> Iterator[str]:
     log_path = folder / "server.log"
     with open(log_path, "w") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1",
-             "--port", str(port), "--workers", "1", "--backend-store-uri", backend,
-             "--artifacts-destination", str(folder / "mlartifacts")],
-            cwd=folder, env=mlpx_env(), stdout=subprocess.DEVNULL, stderr=log,
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--backend-store-uri",
+                backend,
+                "--artifacts-destination",
+                str(folder / "mlartifacts"),
+            ],
+            cwd=folder,
+            env=mlpx_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
             start_new_session=True,
-        )  # fmt: skip
+        )
         try:
             deadline = time.monotonic() + 180
             while True:
@@ -97,9 +113,9 @@ def test_mlflow_server_on_postgres_records_runs_and_a_sweep(
         pid = parents[0].info.run_id
         assert {r.data.tags["mlflow.parentRunId"] for r in children} == {pid}
         assert parents[0].data.tags["finished_jobs"] == "4"
-        assert sorted((r.data.params["optimizer.name"], r.data.params["trainer.seed"])
-                      for r in children) == [("adam", "0"), ("adam", "1"), ("sgd", "0"),
-                                             ("sgd", "1")]  # fmt: skip
+        assert sorted(
+            (r.data.params["optimizer.name"], r.data.params["trainer.seed"]) for r in children
+        ) == [("adam", "0"), ("adam", "1"), ("sgd", "0"), ("sgd", "1")]
         for run in [*children, *alone]:
             history = c.get_metric_history(run.info.run_id, "train/loss")
             steps = [m.step for m in sorted(history, key=lambda m: m.step)]
@@ -123,3 +139,88 @@ def test_mlflow_server_on_postgres_records_runs_and_a_sweep(
     )
     assert n_loss == (15,)  # 5 runs x 3 epochs
     assert list((server_dir / "mlartifacts").rglob("sweep_summary.md"))
+
+
+@pytest.mark.slow
+def test_two_sweep_workers_share_one_optuna_study_in_postgres(
+    postgres: PostgresCluster, tmp_path: Path
+) -> None:
+    """Two ``mlpx hparams_search=mlp_optuna`` processes started together with one PostgreSQL
+    storage and study name: one study, 6 trials in total between them (not 6 each), no
+    config proposed twice (each worker's sampler seeded differently), every trial an MLflow
+    run (MLflow's store in PostgreSQL too) tagged with its trial number."""
+    optuna = pytest.importorskip("optuna")
+    pytest.importorskip("hydra_plugins.mlpx_optuna_sweeper")
+    storage = postgres.create_database("optuna_studies")
+    tracking = postgres.create_database("mlflow_workers")
+    # The MLflow schema is made before the workers start, as a running tracking server
+    # would have it: two processes creating a fresh MLflow schema at once race.
+    client(tracking).search_experiments()
+    work = tmp_path / "work"
+    work.mkdir()
+    common = (
+        "hparams_search=mlp_optuna",
+        f"hydra.sweeper.storage={storage}",
+        "hydra.sweeper.study_name=shared",
+        "hydra.sweeper.n_trials=6",
+        f"logger.tracking_uri={tracking}",
+        *FAST,
+    )
+    command = [sys.executable, "-m", "mlpx", *common]
+    workers = [
+        subprocess.Popen(
+            [*command, f"hydra.sweep.dir=multirun/worker{w}"],
+            cwd=work,
+            env=mlpx_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for w in range(2)
+    ]
+    outputs = [p.communicate(timeout=540)[0] for p in workers]
+    for p, out in zip(workers, outputs):
+        assert p.returncode == 0, out[-4000:]
+
+    # Optuna: one study; 6 COMPLETE trials in all; any other trial is a surplus one (asked
+    # by both workers at once beyond n_trials) told FAIL at once.
+    assert postgres.query("optuna_studies", "SELECT study_name FROM studies") == [("shared",)]
+    study = optuna.load_study(study_name="shared", storage=storage)
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 6
+    others = [t for t in study.trials if t.state != optuna.trial.TrialState.COMPLETE]
+    assert all(
+        t.state == optuna.trial.TrialState.FAIL and t.user_attrs.get("mlpx.surplus") for t in others
+    ), others
+    assert len({tuple(sorted(t.params.items())) for t in done}) == 6  # no config twice
+    seeds = {k: v for k, v in study.user_attrs.items() if k.startswith("mlpx.worker_seed.")}
+    assert len(seeds) == 2 and len(set(seeds.values())) == 2, seeds
+    # Both workers ran trials: Hydra made a job folder for each trial a worker launched.
+    jobs = [
+        len([d for d in (work / "multirun" / f"worker{w}").iterdir() if d.name.isdigit()])
+        for w in range(2)
+    ]
+    assert min(jobs) >= 1 and sum(jobs) >= 6, jobs
+
+    # MLflow: one FINISHED run per COMPLETE trial, tagged with its number and the study.
+    runs = runs_of_store(tracking)
+    children = [r for r in runs if "optuna.trial_number" in r.data.tags]
+    finished = [r for r in children if r.info.status == "FINISHED"]
+    assert sorted(int(r.data.tags["optuna.trial_number"]) for r in finished) == sorted(
+        t.number for t in done
+    )
+    assert {r.data.tags["optuna.study_name"] for r in children} == {"shared"}
+    by_number = {int(r.data.tags["optuna.trial_number"]): r for r in finished}
+    for t in done:
+        assert by_number[t.number].data.metrics["objective"] == pytest.approx(t.value)
+    parents = [r for r in runs if r.data.tags.get("mlpx.sweep") == "parent"]
+    assert parents and all(p.data.tags["optuna.study_name"] == "shared" for p in parents)
+    assert all("postgresql" in p.data.tags["optuna.storage"] for p in parents)
+
+
+def runs_of_store(uri: str) -> list:
+    """Every run of the experiment ``mlpx`` in the store at ``uri``."""
+    c = client(uri)
+    exp = c.get_experiment_by_name("mlpx")
+    assert exp is not None, f"no experiment 'mlpx' in {uri}"
+    return c.search_runs([exp.experiment_id], max_results=1000)
