@@ -92,7 +92,8 @@ write_conf() {
     cat >"$CONF" <<EOF
 # Written by tools/slurm_cluster.sh: a one-node cluster on $host.
 ClusterName=mlpx
-SlurmctldHost=$host
+# The daemons talk over 127.0.0.1: no need for the host name to resolve.
+SlurmctldHost=$host(127.0.0.1)
 SlurmctldPort=$PORT_CTLD
 SlurmdPort=$PORT_D
 SlurmUser=root
@@ -126,7 +127,7 @@ SlurmdTimeout=30
 InactiveLimit=0
 KillWait=5
 MinJobAge=300
-$node State=UNKNOWN
+$node NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=main Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 EOF
 }
