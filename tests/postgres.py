@@ -12,8 +12,8 @@ Root: ``initdb`` and ``postgres`` refuse to run as root ("cannot be run as root"
 server would then own every file it can reach. As root (CI containers, this sandbox) the
 cluster is therefore created and run by an unprivileged user, ``postgres`` when it exists
 (Debian's package creates it) else ``nobody``, through ``runuser -u USER --``; its folder is
-made with ``tempfile.mkdtemp`` directly in the system temp folder and chowned to that user
-(pytest's ``tmp_path`` lives under a 0700 folder of root's that the user cannot enter).
+made with ``tempfile.mkdtemp`` directly in /tmp and chowned to that user (pytest's
+``tmp_path`` lives under a 0700 folder of root's that the user cannot enter).
 """
 
 from __future__ import annotations
@@ -77,7 +77,10 @@ class PostgresCluster:
             raise PostgresError(f"no initdb/pg_ctl on PATH or in /usr/lib/postgresql: {HINT}")
         self.as_root = os.geteuid() == 0
         self.user = user or (self.pick_user() if self.as_root else None)
-        self.base = Path(base or tempfile.mkdtemp(prefix="mlpx-pg-"))
+        # /tmp rather than $TMPDIR: a short path (the socket's path is limited to 107 bytes)
+        # that the unprivileged user can enter.
+        tmp = "/tmp" if os.access("/tmp", os.W_OK | os.X_OK) else None
+        self.base = Path(base or tempfile.mkdtemp(prefix="mlpx-pg-", dir=tmp))
         self.data = self.base / "data"
         self.socket_dir = self.base / "socket"
         self.log = self.base / "server.log"
