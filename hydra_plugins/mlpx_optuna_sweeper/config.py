@@ -25,16 +25,15 @@ class SamplerConfig:
 
 @dataclass
 class TPESamplerConfig(SamplerConfig):
+    """TPE (the arguments Optuna 4.9 has not deprecated); ``constant_liar`` helps several
+    workers or ``n_jobs`` > 1 not to propose the same region at once."""
+
     _target_: str = "optuna.samplers.TPESampler"
     seed: Optional[int] = None
-    consider_prior: bool = True
-    prior_weight: float = 1.0
-    consider_magic_clip: bool = True
-    consider_endpoints: bool = False
     n_startup_trials: int = 10
     n_ei_candidates: int = 24
     multivariate: bool = False
-    warn_independent_sampling: bool = True
+    constant_liar: bool = False
 
 
 @dataclass
@@ -49,7 +48,6 @@ class CmaEsSamplerConfig(SamplerConfig):
     seed: Optional[int] = None
     sigma0: Optional[float] = None
     n_startup_trials: int = 1
-    warn_independent_sampling: bool = True
     consider_pruned_trials: bool = False
 
 

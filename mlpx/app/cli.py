@@ -229,6 +229,8 @@ def run(cfg: DictConfig) -> float:
         )
     except TrackingError as exc:
         raise UserError(str(exc)) from None
+    if link:
+        link.note_run(tracker.run_id)
 
     ckpt_dir = Path(job_dir or ".") / "checkpoints"
     checkpointer = Checkpointer(

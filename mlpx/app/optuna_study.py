@@ -12,6 +12,7 @@ import random
 import sys
 import threading
 import time
+import warnings
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -78,7 +79,9 @@ def open_storage(url: str, heartbeat: tuple[int, int] | None = None, attempts: i
         kwargs["heartbeat_interval"], kwargs["grace_period"] = heartbeat
     for attempt in range(attempts):
         try:
-            return optuna.storages.RDBStorage(url, **kwargs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # heartbeat_interval: ExperimentalWarning
+                return optuna.storages.RDBStorage(url, **kwargs)
         except Exception as exc:
             text = str(exc).lower()
             racing = any(w in text for w in ("already exists", "unique", "duplicate", "locked"))
@@ -225,6 +228,20 @@ class ParentRun:
                 client.set_tag(self.run_id, key, "" if value is None else str(value)[:5000])
         except Exception as exc:
             print(f"mlpx: warning: could not tag the sweep's parent run: {exc}", file=sys.stderr)
+
+    def kill_run(self, run_id: str, why: str) -> None:
+        """End run ``run_id`` KILLED (tag ``error``) when it is still RUNNING."""
+        if not self.uri:
+            return
+        try:
+            from mlflow.tracking import MlflowClient
+
+            client = MlflowClient(tracking_uri=self.uri)
+            if client.get_run(run_id).info.status == "RUNNING":
+                client.set_tag(run_id, "error", why)
+                client.set_terminated(run_id, "KILLED")
+        except Exception as exc:
+            print(f"mlpx: warning: could not end run {run_id}: {exc}", file=sys.stderr)
 
     def tags(self, study: Any, plan: dict[str, Any], seed: int | None) -> None:
         pruner = plan["pruner"]

@@ -116,9 +116,10 @@ def check_sweep(config: DictConfig, arguments: list[str] | None = None) -> dict[
         raise SweepConfigError(f"hydra.sweeper.params: {exc}") from None
     missing = missing_keys(_job_config(config), list(space))
     if missing:
+        where = f"hydra.sweeper.params.{missing[0]}" if missing[0] in params else missing[0]
         raise SweepConfigError(
-            f"hydra.sweeper.params.{missing[0]} is not a key of the config: search keys that "
-            "exist (see mlpx --cfg job), or +key to add one"
+            f"{where} is not a key of the config: search keys that exist (see mlpx --cfg "
+            "job), or +key to add one"
         )
     directions = _directions(s["direction"])
     pruner_conf = s["pruner"]
@@ -202,6 +203,7 @@ class OptunaSweep:
         self.config: DictConfig | None = None
         self.launcher: Any = None
         self.job_idx = 0
+        self.checked_runs: set[str] = set()  # MLflow runs of FAIL trials, checked once
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
         from hydra.core.plugins import Plugins
@@ -247,7 +249,6 @@ class OptunaSweep:
 
     # ------------------------------------------------------------------ the loop
     def sweep(self, arguments: list[str]) -> Any:
-        import optuna
         from optuna.trial import TrialState
 
         assert self.config is not None and self.launcher is not None
@@ -270,6 +271,10 @@ class OptunaSweep:
         beats = Heartbeat(storage, self.heartbeat[0]) if storage is not None else None
         seed: int | None = None
         parent = ParentRun(self.config)
+        subdir = OmegaConf.to_container(self.config.hydra.sweep, resolve=False).get("subdir")
+        by_trial = url is not None and subdir == "${hydra.job.num}"
+        if storage is not None:
+            self._fail_stale(study, parent)
         print(
             f"mlpx: Optuna study {name!r} in {mask_url(url)}: "
             f"{len(self._counted(study))}/{n_trials} trials done or running",
@@ -278,9 +283,7 @@ class OptunaSweep:
         try:
             while True:
                 if storage is not None:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")  # ExperimentalWarning
-                        optuna.storages.fail_stale_trials(study)
+                    self._fail_stale(study, parent)
                 left = n_trials - len(self._counted(study))
                 if left <= 0:
                     break
@@ -314,6 +317,8 @@ class OptunaSweep:
                     ]
                     if url:
                         env.append(to_override(f"++hydra.job.env_set.{STORAGE_ENV}", url))
+                    if by_trial:  # workers sharing a sweep folder never share a job folder
+                        env.append(f"hydra.sweep.subdir=trial_{trial.number}")
                     job = [to_override(k, v) for k, v in values.items()]
                     job += [f"{k}={v}" for k, v in fixed.items()]
                     overrides.append(tuple(job + env))
@@ -329,6 +334,21 @@ class OptunaSweep:
             if beats is not None:
                 beats.stop()
         return self._finish(study, plan, parent, TrialState)
+
+    def _fail_stale(self, study: Any, parent: ParentRun) -> None:
+        """Mark FAIL the RUNNING trials whose heartbeat stopped (a killed launch or worker)
+        and end their MLflow runs KILLED (the job noted its run id on the trial)."""
+        import optuna
+        from optuna.trial import TrialState
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ExperimentalWarning
+            optuna.storages.fail_stale_trials(study)
+        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+            run_id = t.user_attrs.get("mlflow_run_id")
+            if run_id and run_id not in self.checked_runs:
+                self.checked_runs.add(run_id)
+                parent.kill_run(run_id, f"Optuna trial {t.number} was interrupted")
 
     def _drop_surplus(self, study: Any, trials: list[Any], n_trials: int) -> list[Any]:
         """Trials asked beyond ``n_trials`` (another worker asked at the same time) are told

@@ -112,6 +112,16 @@ class TrialLink:
             return True
         return False
 
+    def note_run(self, run_id: str | None) -> None:
+        """Record the job's MLflow run on the trial (user attribute ``mlflow_run_id``), so a
+        relaunch can end it KILLED if this job is killed."""
+        trial = self.trial() if run_id else None
+        if trial is not None:
+            try:
+                trial.set_user_attr("mlflow_run_id", run_id)
+            except Exception:  # a nicety: the sweeper records it again at the end
+                pass
+
     def outcome(self, value: float, run_id: str | None) -> TrialOutcome:
         """What the job returns to the sweeper."""
         return TrialOutcome(value, run_id, self.pruned_epoch)
