@@ -195,12 +195,16 @@ def test_two_sweep_workers_share_one_optuna_study_in_postgres(
     assert len({tuple(sorted(t.params.items())) for t in done}) == 6  # no config twice
     seeds = {k: v for k, v in study.user_attrs.items() if k.startswith("mlpx.worker_seed.")}
     assert len(seeds) == 2 and len(set(seeds.values())) == 2, seeds
-    # Both workers ran trials: Hydra made a job folder for each trial a worker launched.
-    jobs = [
-        len([d for d in (work / "multirun" / f"worker{w}").iterdir() if d.name.isdigit()])
+    # Both workers ran trials, each trial in one worker only: with a storage, Hydra's job
+    # folders are named trial_<number>.
+    ran = [
+        sorted(
+            int(d.name.split("_")[1]) for d in (work / "multirun" / f"worker{w}").glob("trial_*")
+        )
         for w in range(2)
     ]
-    assert min(jobs) >= 1 and sum(jobs) >= 6, jobs
+    assert min(len(r) for r in ran) >= 1, ran
+    assert sorted(ran[0] + ran[1]) == sorted(t.number for t in done), ran
 
     # MLflow: one FINISHED run per COMPLETE trial, tagged with its number and the study.
     runs = runs_of_store(tracking)
