@@ -5,20 +5,22 @@
 #   apt-get install -y slurm-wlm munge          # Debian/Ubuntu, as root
 #   sudo tools/slurm_cluster.sh start           # munged, slurmctld, slurmd; prints the export
 #   export SLURM_CONF=/tmp/mlpx-slurm/slurm.conf
-#   sinfo; srun hostname                        # the node "localhost"-like, state idle
+#   sinfo; srun hostname                        # partition main: one node, this host, idle
 #   sudo tools/slurm_cluster.sh stop            # stops the three daemons (files are kept)
 #   tools/slurm_cluster.sh status               # exit status 0 when the cluster answers
 #
 # Everything lives in one folder, MLPX_SLURM_DIR (default /tmp/mlpx-slurm): its own munge
 # key and socket, slurm.conf, spool and state folders, logs and pid files. Nothing in /etc
-# or /run is changed, so it does not disturb a system munge or SLURM; clients find the
-# cluster through SLURM_CONF (sbatch passes it on to the jobs).
+# or /run is changed, and the ports are MLPX_SLURM_CTLD_PORT/MLPX_SLURM_D_PORT (6917/6918,
+# not SLURM's 6817/6818), so it does not disturb a system munge or SLURM; clients find the
+# cluster through SLURM_CONF (sbatch passes it on to the jobs). `start` on a folder that
+# has a slurm.conf and key reuses them; remove the folder for a fresh cluster.
 #
 # The node is this host with the CPUs and memory that `slurmd -C` detects. Process tracking
 # is proctrack/linuxproc and there is no task plugin (task/none) and no cgroup.conf, so it
 # runs in containers without a writable cgroup tree or systemd. There is no accounting
-# daemon (slurmdbd): `sacct` answers "accounting storage is disabled"; submitit then falls
-# back to squeue/its own result files. The daemons run as root (SlurmUser=root; slurmd must
+# daemon (slurmdbd): `sacct` answers "Slurm accounting storage is disabled"; submitit warns
+# ("Bypassing sacct error") and sees a job end by its result file. The daemons run as root (SlurmUser=root; slurmd must
 # be root to start jobs as their users); munged runs as the munge user when there is one.
 #
 # Exit status of `start`: 0 when the node is idle and a test job ran (`srun true`), 1 with
@@ -155,7 +157,9 @@ start() {
         cluster_up && break
         pid_alive "$DIR/slurmctld.pid" || { show_log "$DIR/log/slurmctld.log"; die "slurmctld exited"; }
         pid_alive "$DIR/slurmd.pid" || { show_log "$DIR/log/slurmd.log"; die "slurmd exited"; }
-        [ "$i" = 20 ] && scontrol update nodename="$(hostname -s)" state=resume 2>/dev/null || true
+        if [ "$i" = 20 ]; then  # a node left DOWN by an earlier run of this folder
+            scontrol update nodename="$(hostname -s)" state=resume 2>/dev/null || true
+        fi
         sleep 1
     done
     if ! cluster_up; then
