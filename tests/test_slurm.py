@@ -12,9 +12,11 @@ of the daemon's log). ``.ci/run`` installs slurm-wlm and munge, so CI runs it.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,16 +104,29 @@ def test_four_job_sweep_through_the_slurm_launcher(slurm: dict[str, str], tmp_pa
                                          ("sgd", "1")]  # fmt: skip
 
     # SLURM ran them: submitit's folders are named after the job ids (<array>_<task>), and
-    # slurmctld still holds the finished array (MinJobAge=300 s) with 4 COMPLETED tasks.
+    # slurmctld still holds the finished array (MinJobAge=300 s) with 4 COMPLETED tasks. A
+    # task's result file exists a moment before SLURM ends it (COMPLETING): wait for that.
     logs = sorted(tmp_path.glob("multirun/*/*/.submitit/*/*_log.out"))
     assert len(logs) == 4
     array = {p.parent.name.split("_")[0] for p in logs}
     assert len(array) == 1
+    job = array.pop()
+    ending = {"COMPLETED", "COMPLETING", "RUNNING"}
+    deadline = time.monotonic() + 60
+    states, shown = array_states(job, env)
+    while states != ["COMPLETED"] * 4 and set(states) <= ending and time.monotonic() < deadline:
+        time.sleep(1)
+        states, shown = array_states(job, env)
+    assert states == ["COMPLETED"] * 4, shown
+
+
+def array_states(job: str, env: dict[str, str]) -> tuple[list[str], list[str]]:
+    """The sorted JobState of each task of array ``job`` (scontrol), and scontrol's lines."""
     shown = subprocess.run(
-        ["scontrol", "-o", "show", "job", array.pop()],
+        ["scontrol", "-o", "show", "job", job],
         env=env,
         capture_output=True,
         text=True,
         check=True,
     ).stdout.splitlines()
-    assert len(shown) == 4 and all("JobState=COMPLETED" in line for line in shown), shown
+    return sorted(re.search(r"JobState=(\S+)", line).group(1) for line in shown), shown
