@@ -177,6 +177,19 @@ def test_samplers_get_the_worker_offset_and_pruners_are_checked() -> None:
         make_pruner({"_target_": "optuna.samplers.RandomSampler"})
     with pytest.raises(SweepConfigError, match=r"^hydra\.sweeper\.sampler\._target_"):
         make_sampler({"_target_": "optuna.samplers.TPESampler", "nope": 1})
+    # a TPE argument of the search file is left out for a sampler that does not take it
+    rand = {"_target_": "optuna.samplers.RandomSampler", "seed": 1, "n_startup_trials": 8}
+    assert isinstance(make_sampler(rand), optuna.samplers.RandomSampler)
+
+
+@pytest.mark.parametrize(
+    ("choice", "cls"), [("random", "RandomSampler"), ("cmaes", "CmaEsSampler"), (None, "TPE")]
+)
+def test_sampler_presets_work_with_the_search_file(choice: str | None, cls: str) -> None:
+    cfg = composed(*([f"hydra/sweeper/sampler={choice}"] if choice else []))
+    sampler = make_sampler(cfg.hydra.sweeper.sampler, 2)
+    assert type(sampler).__name__.startswith(cls)
+    assert cfg.hydra.sweeper.sampler.seed == 1234
 
 
 # --------------------------------------------------------------------------------------------

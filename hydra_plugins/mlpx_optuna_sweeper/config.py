@@ -11,7 +11,7 @@ No ``from __future__ import annotations`` here: Hydra imports plugin files witho
 registering them in ``sys.modules``, where dataclasses look string annotations up.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, List, Optional  # noqa: UP035
 
 from hydra.core.config_store import ConfigStore
@@ -172,6 +172,8 @@ class OptunaSweeperConf:
 
 cs = ConfigStore.instance()
 cs.store(group="hydra/sweeper", name="optuna", node=OptunaSweeperConf, provider="mlpx")
+# Sampler presets are plain dicts (not structured configs): a search file's sampler keys
+# merge into any preset, and the sweeper leaves out those the chosen sampler does not take.
 for name, node in {
     "tpe": TPESamplerConfig,
     "random": RandomSamplerConfig,
@@ -181,7 +183,7 @@ for name, node in {
     "gp": GPSamplerConfig,
     "grid": GridSamplerConfig,
 }.items():
-    cs.store(group="hydra/sweeper/sampler", name=name, node=node, provider="mlpx")
+    cs.store(group="hydra/sweeper/sampler", name=name, node=asdict(node()), provider="mlpx")
 for name, node in {
     "median": MedianPrunerConfig,
     "percentile": PercentilePrunerConfig,

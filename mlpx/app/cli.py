@@ -567,6 +567,9 @@ def entry() -> None:
         if message:
             print(_error_line(message), file=sys.stderr)
             sys.exit(2)
+    from mlpx.app.plugins import expose_editable_plugins
+
+    expose_editable_plugins()  # mlpx's optuna sweeper, from an editable install too
     text = _quick_help(sys.argv[1:])
     if text is not None:
         print(text)

@@ -18,6 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 __all__ = [
+    "PRESET_ARGS",
     "Heartbeat",
     "ParentRun",
     "SweepConfigError",
@@ -132,12 +133,53 @@ def make_pruner(conf: Any) -> Any:
     return pruner
 
 
-def make_sampler(conf: Any, offset: int = 0, grid: dict[str, list[Any]] | None = None) -> Any:
+#: Arguments of the sampler presets: left out (with a note) for a sampler that takes none of
+#: them, so ``hydra.sweeper.sampler._target_=optuna.samplers.RandomSampler`` works on top of
+#: a search file written for TPE. Any other unknown argument is an error.
+PRESET_ARGS = frozenset(
+    {
+        "n_startup_trials",
+        "n_ei_candidates",
+        "multivariate",
+        "constant_liar",
+        "sigma0",
+        "consider_pruned_trials",
+        "population_size",
+        "crossover_prob",
+        "swapping_prob",
+        "qmc_type",
+        "scramble",
+    }
+)
+
+
+def make_sampler(
+    conf: Any, offset: int = 0, grid: dict[str, list[Any]] | None = None, note: bool = False
+) -> Any:
     """The sampler of ``hydra.sweeper.sampler`` with ``seed + offset`` (when it has a seed);
-    a GridSampler (``_partial_``) gets ``grid`` as its search space."""
+    a GridSampler (``_partial_``) gets ``grid`` as its search space. Preset arguments the
+    sampler does not take (``PRESET_ARGS``) are left out (a line says so when ``note``)."""
     if isinstance(conf, DictConfig):
         conf = OmegaConf.to_container(conf, resolve=True)
     conf = dict(conf or {"_target_": "optuna.samplers.TPESampler"})
+    try:
+        import inspect
+
+        from hydra.utils import get_class
+
+        takes = inspect.signature(get_class(str(conf.get("_target_")))).parameters
+    except Exception:  # an unknown class: _instantiate below names it
+        takes = None
+    if takes is not None and not any(p.kind is p.VAR_KEYWORD for p in takes.values()):
+        dropped = sorted(k for k in conf if k in PRESET_ARGS and k not in takes)
+        for key in dropped:
+            del conf[key]
+        if dropped and note:
+            print(
+                f"mlpx: note: {conf['_target_'].rsplit('.', 1)[-1]} takes no "
+                f"{', '.join(dropped)} (hydra.sweeper.sampler): left out",
+                file=sys.stderr,
+            )
     if conf.get("seed") is not None:
         conf["seed"] = int(conf["seed"]) + offset
     sampler = _instantiate(conf, "hydra.sweeper.sampler")

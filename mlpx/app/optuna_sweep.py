@@ -107,6 +107,12 @@ def check_sweep(config: DictConfig, arguments: list[str] | None = None) -> dict[
         ) from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     s = _settings(config)
+    for key in ("search_space", "custom_search_space"):
+        if OmegaConf.select(config.hydra.sweeper, key, default=None) is not None:
+            raise SweepConfigError(
+                f"hydra.sweeper.{key} is not supported by mlpx's optuna sweeper: put the "
+                "search space in hydra.sweeper.params (choice/range/interval/tag(log, ...))"
+            )
     if arguments is None:
         arguments = list(config.hydra.overrides.task)
     params = {str(k): str(v) for k, v in (s["params"] or {}).items()}
@@ -190,13 +196,7 @@ class OptunaSweep:
         heartbeat_interval: int = 10,
         heartbeat_grace: int = 30,
     ) -> None:
-        if search_space is not None or custom_search_space is not None:
-            fail_line(
-                SweepConfigError(
-                    "hydra.sweeper.search_space and hydra.sweeper.custom_search_space are "
-                    "not supported: put the search space in hydra.sweeper.params"
-                )
-            )
+        del search_space, custom_search_space  # refused by check_sweep
         self.n_trials, self.n_jobs = int(n_trials), max(1, int(n_jobs))
         self.max_failure_rate = float(max_failure_rate)
         self.heartbeat = (max(1, int(heartbeat_interval)), max(2, int(heartbeat_grace)))
@@ -280,6 +280,7 @@ class OptunaSweep:
             f"{len(self._counted(study))}/{n_trials} trials done or running",
             file=sys.stderr,
         )
+        inflight: list[Any] = []
         try:
             while True:
                 if storage is not None:
@@ -294,16 +295,17 @@ class OptunaSweep:
                         trial = study.ask()
                         if seed is None:  # this worker's sampler: seed + its first trial
                             offset = trial.number
-                            study.sampler = make_sampler(sampler_conf, offset, grid)
+                            study.sampler = make_sampler(sampler_conf, offset, grid, note=True)
                             seed = _seed(sampler_conf, offset)
                             study.set_user_attr(f"mlpx.worker_seed.{offset}", seed)
                             parent.tags(study, plan, seed)
                         trials.append(trial)
                 if beats is not None:
                     beats.add(trials)
-                trials = self._drop_surplus(study, trials, n_trials)
+                asked, trials = trials, self._drop_surplus(study, trials, n_trials)
                 if not trials:
                     break
+                inflight = trials
                 overrides = []
                 for trial in trials:
                     values = {k: suggest(trial, k, d) for k, d in plan["space"].items()}
@@ -325,11 +327,19 @@ class OptunaSweep:
                 returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
                 self.job_idx += len(returns)
                 failures = self._tell(study, trials, returns, len(plan["directions"]))
+                inflight = []
                 if beats is not None:
-                    beats.remove(trials)
+                    beats.remove(asked)
                 if failures and failures / len(returns) > self.max_failure_rate:
                     for ret in returns:
                         _ = ret.return_value  # raises the job's own error
+        except BaseException:  # Ctrl-C, a scheduler's SIGTERM, a job's error: no RUNNING
+            for trial in inflight:  # trial left behind (their runs end KILLED/FAILED)
+                try:
+                    study.tell(trial, state=TrialState.FAIL)
+                except Exception:
+                    pass
+            raise
         finally:
             if beats is not None:
                 beats.stop()

@@ -3,9 +3,8 @@
 The ``optuna`` sweeper (:mod:`mlpx.app.optuna_sweep`) launches each trial as a Hydra job with
 the overrides ``++hydra.job.env_set.MLPX_OPTUNA_TRIAL=<number>:<trial id>``,
 ``..MLPX_OPTUNA_STUDY=<study name>`` and ``..MLPX_OPTUNA_STORAGE=<url>``, so the job (in
-this process, a joblib worker or a SLURM node) finds its trial in the study's storage
-(``hydra.sweeper.storage``; an in-memory
-study only in the sweeper's own process, through :data:`LOCAL_STUDIES`). Then:
+this process, a joblib worker or a SLURM node) finds its trial in the study's storage (an
+in-memory study only in the sweeper's own process, through :data:`LOCAL_STUDIES`). Then:
 
 - :meth:`TrialLink.on_eval` is the training loop's ``on_eval`` hook
   (:func:`mlpx.train.fit`): it reports ``trainer.objective`` at each evaluation
