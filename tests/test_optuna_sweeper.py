@@ -216,6 +216,20 @@ def test_the_search_config_with_a_pruner_preset_composes() -> None:
     assert sw.pruner.n_startup_trials == 3
 
 
+def test_hydra_does_not_build_the_sampler_or_pruner_itself() -> None:
+    """Hydra instantiates the sweeper recursively unless told not to: the sampler and pruner
+    must reach the sweeper as configs (it seeds them per worker and reports their errors)."""
+    from hydra.utils import instantiate
+
+    cfg = composed(
+        "hydra/sweeper/sampler=random",  # + the search file's n_startup_trials: no such arg
+        "+hydra/sweeper/pruner=median",
+        "hydra.sweeper.pruner._target_=optuna.pruners.Nope",
+    )
+    sweeper = instantiate(cfg.hydra.sweeper)
+    assert type(sweeper).__name__ == "OptunaSweeper"
+
+
 def test_check_sweep_finds_bad_settings_before_any_trial(tmp_path: Path) -> None:
     from mlpx.app.optuna_sweep import check_sweep
 

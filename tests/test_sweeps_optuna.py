@@ -6,6 +6,7 @@ temporary folder, read back from Optuna (SQLite study) and MLflow (SQLite store)
   the parent; the parent carries the study and links the best trial's run;
 - a launch killed mid-trial: the relaunch marks that trial FAIL, ends its run KILLED and
   still completes ``n_trials``;
+- ``n_jobs`` trials at once through joblib, reported and pruned from the worker processes;
 - two mlpx processes on one SQLite study share it: ``n_trials`` in total, two sampler seeds;
 - bad settings: one ``mlpx: error:`` line naming the key, no trial and no run.
 """
@@ -117,6 +118,25 @@ def test_a_pruned_trial_is_visible_in_optuna_and_mlflow(tmp_path: Path) -> None:
     assert tags["pruned_jobs"] == "2" and tags["failed_jobs"] == "0"
     assert tags["optuna.n_pruned"] == "2" and tags["optuna.pruner"] == "ThresholdPruner"
     assert "2 pruned" in proc.stderr
+
+
+def test_n_jobs_trials_at_once_through_joblib_report_from_the_workers(tmp_path: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    proc = mlpx(
+        tmp_path,
+        *search(tmp_path, "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2"),
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "+hydra/sweeper/pruner=threshold",
+        "hydra.sweeper.pruner.lower=2.0",
+    )
+    assert proc.returncode == 0, proc.stderr
+    trials = study(tmp_path).trials
+    assert [t.state.name for t in trials] == ["PRUNED"] * 4  # reported from loky workers
+    kids = children(tmp_path)
+    assert len(kids) == 4 and all(r.data.tags.get("pruned") == "true" for r in kids)
+    (sweep_dir,) = (tmp_path / "multirun").glob("*/*")
+    assert sorted(p.name for p in sweep_dir.glob("trial_*")) == [f"trial_{i}" for i in range(4)]
 
 
 def test_a_killed_launch_is_marked_and_completed_by_the_next(tmp_path: Path) -> None:

@@ -143,6 +143,8 @@ class NopPrunerConfig(PrunerConfig):
 @dataclass
 class OptunaSweeperConf:
     _target_: str = "hydra_plugins.mlpx_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+    #: the sweeper builds the sampler and pruner itself (per worker seed, one-line errors)
+    _recursive_: bool = False
     defaults: List[Any] = field(default_factory=lambda: [{"sampler": "tpe"}])
     #: an ``optuna.samplers`` class and its arguments; its ``seed`` is offset per worker
     sampler: Any = MISSING
