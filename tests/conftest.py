@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 
+# The session's throwaway PostgreSQL server (a fixture), for tests/test_postgres.py.
+from tests.postgres import postgres  # noqa: F401
+
 
 class Worst(dict):
     """Oracle -> the largest error measured against it. An oracle that no test measured
