@@ -302,15 +302,20 @@ def test_a_user_folder_of_experiments(tmp_path: Path) -> None:
 
 
 def test_a_missing_plugin_names_the_extra(tmp_path: Path) -> None:
-    """Without the sweep extra's plugins (hidden here by a regular hydra_plugins package
-    first on the path) a launcher or sweeper option says what to install."""
+    """Without the sweep extra (hidden here: a regular hydra_plugins package first on the path
+    hides the launchers; an optuna package that fails to import stands for a missing optuna)
+    a launcher or the Optuna search says what to install. mlpx's own sweepers ship with mlpx."""
     shadow = tmp_path / "shadow" / "hydra_plugins"
     shadow.mkdir(parents=True)
     (shadow / "__init__.py").write_text("")
+    (tmp_path / "shadow" / "optuna").mkdir()
+    (tmp_path / "shadow" / "optuna" / "__init__.py").write_text(
+        "raise ImportError('No module named optuna')\n"
+    )
     env = mlpx_env(PYTHONPATH=str(shadow.parent))
     for args, plugin in [
         (["hydra/launcher=joblib"], "hydra/launcher=joblib needs the Hydra plugin hydra-joblib"),
-        (["hparams_search=mlp_optuna"], "hydra/sweeper=optuna needs the Hydra plugin hydra-optuna"),
+        (["hparams_search=mlp_optuna"], "hydra/sweeper=optuna needs optuna >= 4, which is not"),
     ]:
         proc = mlpx(tmp_path, *args, "logger=none", timeout=60, env=env)
         assert proc.returncode == 2, proc.stderr

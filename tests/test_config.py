@@ -411,7 +411,7 @@ def test_a_missing_plugin_names_the_extra_to_install() -> None:
 
     for group, option, package in [
         ("hydra/launcher", "joblib", "hydra-joblib-launcher"),
-        ("hydra/sweeper", "optuna", "hydra-optuna-sweeper"),
+        ("hydra/sweeper", "optuna", "mlpx_optuna_sweeper (shipped with mlpx; install mlpx again)"),
         ("hydra/launcher", "submitit_slurm", "hydra-submitit-launcher"),
     ]:
         exc = MissingConfigException(

@@ -135,9 +135,9 @@ def test_default_study_name_is_stable_and_ignores_recording_keys() -> None:
     assert a != default_study_name(["dataset=wine", "trainer.epochs=5"], {"x": "choice(1,2)"})
 
 
-def test_mask_url_hides_the_password() -> None:
+def test_mask_url_hides_the_credentials() -> None:
     masked = mask_url("postgresql+psycopg://bob:s3cret@db.example:5432/optuna")
-    assert "s3cret" not in masked and "bob" in masked and "db.example" in masked
+    assert masked == "postgresql+psycopg://***@db.example:5432/optuna"  # user and password
     assert mask_url(None) == "memory"
     assert mask_url("sqlite:////tmp/o.db") == "sqlite:////tmp/o.db"
 

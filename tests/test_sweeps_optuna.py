@@ -213,7 +213,7 @@ def test_bad_settings_stop_before_any_trial(tmp_path: Path) -> None:
         study_name="max", storage=f"sqlite:///{tmp_path / 'optuna.db'}", direction="maximize"
     )
     cases = {
-        "hydra.sweeper.storage=postgresql+psycopg://u:***@127.0.0.1:9/db": [
+        "hydra.sweeper.storage=postgresql+psycopg://***@127.0.0.1:9/db": [
             "hydra.sweeper.storage=postgresql+psycopg://u:s3cret@127.0.0.1:9/db"
         ],
         "hydra.sweeper.pruner._target_=optuna.pruners.Nope": [

@@ -155,3 +155,19 @@ def test_dataset_inputs_one_per_split_with_its_context(store: str, client, digit
         "test": ("digits", list(digits.X_test.shape), [len(digits.y_test)]),
     }
     assert len({di.dataset.digest for di in inputs}) == 3  # each split its own digest
+
+
+def test_log_model_keeps_the_environment_s_tracking_uri(store: str, digits, monkeypatch) -> None:
+    """A sweep sent to a server through MLFLOW_TRACKING_URI: logging a job's model must leave
+    the variable as it was, or the next job records into MLflow's local default store
+    (MLflow's set_tracking_uri(None) deletes the variable)."""
+    elsewhere = "http://127.0.0.1:9/never-contacted"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", elsewhere)
+    net = MLP([64, 10], "linear", rng=np.random.default_rng(1))
+    tracker = MlflowTracker(store, "models", "env")
+    log_model(store, tracker.run_id, net, digits)
+    tracker.finish()
+    import os
+
+    assert os.environ.get("MLFLOW_TRACKING_URI") == elsewhere
+    assert mlflow.get_tracking_uri() == elsewhere

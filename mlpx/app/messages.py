@@ -39,7 +39,7 @@ PLUGINS = {
     ("hydra/launcher", "joblib"): "hydra-joblib-launcher",
     ("hydra/launcher", "submitit_local"): "hydra-submitit-launcher",
     ("hydra/launcher", "submitit_slurm"): "hydra-submitit-launcher",
-    ("hydra/sweeper", "optuna"): "hydra-optuna-sweeper",
+    ("hydra/sweeper", "optuna"): "mlpx_optuna_sweeper (shipped with mlpx; install mlpx again)",
 }
 #: The groups whose options live in ``conf/`` (what ``--help`` lists): the config's groups
 #: (``mode`` is a plain key) and the sweep searches.

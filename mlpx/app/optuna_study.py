@@ -36,17 +36,13 @@ class SweepConfigError(ValueError):
 
 
 def mask_url(url: str | None) -> str:
-    """``url`` with its password replaced by ``***`` (for logs and MLflow tags)."""
+    """``url`` with its credentials replaced by ``***`` (:func:`mlpx.redact.mask_secrets`, the
+    one masking of every printed line and MLflow record); ``memory`` for no storage."""
     if not url:
         return "memory"
-    try:
-        from sqlalchemy.engine import make_url
+    from mlpx.redact import mask_secrets
 
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not an SQLAlchemy URL: mask anything between ':' and '@'
-        import re
-
-        return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
+    return mask_secrets(url)
 
 
 def absolute_sqlite(url: str | None) -> str | None:

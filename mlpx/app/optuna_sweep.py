@@ -249,13 +249,13 @@ class OptunaSweep:
 
     # ------------------------------------------------------------------ the loop
     def sweep(self, arguments: list[str]) -> Any:
-        from optuna.trial import TrialState
-
         assert self.config is not None and self.launcher is not None
         try:
-            plan = check_sweep(self.config, list(arguments))
+            plan = check_sweep(self.config, list(arguments))  # first: it says when optuna lacks
         except SweepConfigError as exc:
             fail_line(exc)
+        from optuna.trial import TrialState
+
         sw = self.config.hydra.sweeper
         sampler_conf = OmegaConf.select(sw, "sampler", default=None)
         grid = _grid(plan["space"]) if _is_grid(sampler_conf) else None

@@ -126,6 +126,10 @@ def log_model(
     previous = mlflow.get_tracking_uri()
     if not mlflow.is_tracking_uri_set() or os.environ.get("MLFLOW_TRACKING_URI") == previous:
         previous = None
+    # set_tracking_uri also sets MLFLOW_TRACKING_URI, and set_tracking_uri(None) deletes it:
+    # put back the variable exactly as it was, or the next job of a sweep that was sent to a
+    # server through MLFLOW_TRACKING_URI would record into MLflow's local default store.
+    env_before = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(tracking_uri)
     try:
         run = mlflow.MlflowClient(tracking_uri).get_run(run_id)
@@ -162,6 +166,10 @@ def log_model(
             )
     finally:
         mlflow.set_tracking_uri(previous)
+        if env_before is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = env_before
         if "quiet" in locals():
             quiet.setLevel(level)
 
