@@ -74,6 +74,7 @@ from mlpx.tracking.store import (
     store_error,
     with_retry,
 )
+from mlpx.tracking.ui import mark_experiment
 
 __all__ = ["MlflowTracker"]
 
@@ -381,6 +382,7 @@ class MlflowTracker:
             self.experiment_id = get_or_create_experiment(
                 self._client, uri, experiment_name, artifact_location
             )
+            mark_experiment(self._client, self.experiment_id)  # the UI's "Model training"
             if resume_run_id is None:
                 run = with_retry(
                     self._client.create_run,
