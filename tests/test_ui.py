@@ -6,6 +6,7 @@ tests/test_dashboard_browser.py (slow tier).
 
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,11 +16,15 @@ import pytest
 from mlpx.tracking.ui import (
     EXPERIMENT_KIND,
     EXPERIMENT_KIND_TAG,
+    PRIMARY_METRIC_TAG,
+    RUNS_VIEW_KEY,
+    SHARED_VIEW_TAG_PREFIX,
     UI_ADDRESS,
     WORKFLOW_QUERY,
     experiment_url,
     mark_experiment,
     run_url,
+    runs_view_state,
     ui_address,
     ui_command,
 )
@@ -44,7 +49,9 @@ def test_local_store_opens_in_mlflow_ui_on_its_default_address(uri: str) -> None
     url = run_url(uri, "3", "abc123")
     assert url == f"{UI_ADDRESS}/#/experiments/3/runs/abc123?{WORKFLOW_QUERY}"
     assert url.startswith("http://127.0.0.1:5000/#/")
-    assert experiment_url(uri, "3") == f"{UI_ADDRESS}/#/experiments/3?workflowType=machine_learning"
+    assert experiment_url(uri, "3") == (
+        f"{UI_ADDRESS}/#/experiments/3/runs?workflowType=machine_learning&viewStateShareKey=mlpx"
+    )
     cmd = ui_command(uri)
     # What a shell makes of the pasted command: the store URI as one word, unchanged.
     assert shlex.split(cmd) == ["mlflow", "ui", "--backend-store-uri", uri]
@@ -60,7 +67,9 @@ def test_local_store_opens_in_mlflow_ui_on_its_default_address(uri: str) -> None
 )
 def test_tracking_server_is_its_own_ui(uri: str, base: str) -> None:
     assert run_url(uri, "7", "r1") == f"{base}/#/experiments/7/runs/r1?{WORKFLOW_QUERY}"
-    assert experiment_url(uri, "7") == f"{base}/#/experiments/7?{WORKFLOW_QUERY}"
+    assert experiment_url(uri, "7") == (
+        f"{base}/#/experiments/7/runs?{WORKFLOW_QUERY}&viewStateShareKey={RUNS_VIEW_KEY}"
+    )
     assert shlex.split(ui_command(uri)) == ["python", "-m", "webbrowser", base]
 
 
@@ -105,16 +114,40 @@ class _FakeClient:
         self.tags[key] = value
 
 
-def test_mark_experiment_keeps_a_kind_already_chosen_and_never_raises() -> None:
+VIEW_TAG = SHARED_VIEW_TAG_PREFIX + RUNS_VIEW_KEY
+
+
+def test_runs_view_shows_the_result_metrics_as_columns() -> None:
+    state = runs_view_state()
+    columns = state["selectedColumns"]
+    for metric in ("test/accuracy", "test/loss", "val/accuracy"):
+        assert f"metrics.`{metric}`" in columns
+    assert "attributes.`Models`" in columns
+    # Shown in this order: name, start, then the results before everything else.
+    order = state["columnOrder"]
+    assert order[:3] == ["attributes.`Run Name`", "runDateAndNestInfo", "metrics.`test/accuracy`"]
+    assert set(columns) <= set(order)
+    json.loads(json.dumps(state))  # what the tag holds: plain JSON
+
+
+def test_mark_experiment_keeps_what_the_user_chose_and_never_raises() -> None:
     fresh = _FakeClient()
-    assert mark_experiment(fresh, "4") is True
-    assert fresh.writes == [("4", EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)]
-    assert mark_experiment(fresh, "4") is False  # already marked: no second write
-    assert len(fresh.writes) == 1
-    chosen = _FakeClient({EXPERIMENT_KIND_TAG: "genai_development"})
-    assert mark_experiment(chosen, "4") is False
-    assert chosen.writes == []
-    assert mark_experiment(_FakeClient(fail=True), "4") is False
+    assert sorted(mark_experiment(fresh, "4")) == sorted(
+        [EXPERIMENT_KIND_TAG, PRIMARY_METRIC_TAG, VIEW_TAG]
+    )
+    assert fresh.tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
+    assert fresh.tags[PRIMARY_METRIC_TAG] == "test/accuracy"
+    assert json.loads(fresh.tags[VIEW_TAG]) == runs_view_state()
+    assert mark_experiment(fresh, "4") == []  # already marked: no second write
+    assert len(fresh.writes) == 3
+    # A kind and a primary metric the user set are kept; mlpx's own view is brought up to date.
+    chosen = _FakeClient(
+        {EXPERIMENT_KIND_TAG: "genai_development", PRIMARY_METRIC_TAG: "val/loss", VIEW_TAG: "{}"}
+    )
+    assert mark_experiment(chosen, "4") == [VIEW_TAG]
+    assert chosen.tags[EXPERIMENT_KIND_TAG] == "genai_development"
+    assert chosen.tags[PRIMARY_METRIC_TAG] == "val/loss"
+    assert mark_experiment(_FakeClient(fail=True), "4") == []
 
 
 def test_tracker_marks_the_experiment_it_creates_and_the_one_it_uses(tmp_path: Path) -> None:

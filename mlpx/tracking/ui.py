@@ -25,6 +25,14 @@ experiment is inferred from its runs or the user is asked to "Choose experiment 
 experiment-runs chunk ``3878.*``), and :func:`run_url` / :func:`experiment_url` carry the
 query parameter. A user who clicks "Model training" once has it stored in the browser too.
 
+The runs table's columns are browser state as well (Source, Models, Dataset by default: no
+metric). The one server-side way in is MLflow's "shared view": the UI reads the table state
+from the experiment tag ``mlflow.sharedViewState.<key>`` when the URL carries
+``viewStateShareKey=<key>`` (experiment-runs chunk ``3878.*``, hook ``Ia``; plain JSON is
+accepted after the compressed form fails to decode). :func:`mark_experiment` stores mlpx's
+view (:func:`runs_view_state`: the result metrics as columns) and :func:`experiment_url`
+points at it; the UI then says "You're viewing a shared view" above the table.
+
 Nothing here imports MLflow.
 """
 
@@ -41,11 +49,17 @@ from mlpx.tracking.store import uri_scheme
 __all__ = [
     "EXPERIMENT_KIND",
     "EXPERIMENT_KIND_TAG",
+    "PRIMARY_METRIC",
+    "PRIMARY_METRIC_TAG",
+    "RUNS_VIEW_KEY",
+    "RUNS_VIEW_METRICS",
+    "SHARED_VIEW_TAG_PREFIX",
     "UI_ADDRESS",
     "WORKFLOW_QUERY",
     "experiment_url",
     "mark_experiment",
     "run_url",
+    "runs_view_state",
     "ui_address",
     "ui_command",
 ]
@@ -58,6 +72,16 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 #: The URL query that makes MLflow 3.17's UI show the "Model training" view (runs table).
 WORKFLOW_QUERY = "workflowType=machine_learning"
+#: The runs-table view mlpx stores in each experiment (MLflow's "shared view": the experiment
+#: tag ``mlflow.sharedViewState.<key>`` holds the table's state as JSON, and the URL query
+#: ``viewStateShareKey=<key>`` applies it), so the table opens with the result columns.
+RUNS_VIEW_KEY = "mlpx"
+SHARED_VIEW_TAG_PREFIX = "mlflow.sharedViewState."
+#: The metric columns of that view, and the metric the UI's comparison charts open on
+#: (experiment tag ``mlflow.experiment.primaryMetric.name``).
+RUNS_VIEW_METRICS = ("test/accuracy", "test/loss", "val/accuracy", "val/loss")
+PRIMARY_METRIC_TAG = "mlflow.experiment.primaryMetric.name"
+PRIMARY_METRIC = "test/accuracy"
 #: Where ``mlflow ui`` listens by default (``--host 127.0.0.1 --port 5000``).
 UI_ADDRESS = "http://127.0.0.1:5000"
 
@@ -93,17 +117,22 @@ def _base(tracking_uri: str) -> str | None:
 
 
 def experiment_url(tracking_uri: str, experiment_id: str | None) -> str | None:
-    """The UI address of an experiment's runs table, or None.
+    """The UI address of an experiment's runs table, in mlpx's view, or None.
 
-    ``<ui>/#/experiments/<id>?workflowType=machine_learning``, where ``<ui>`` is the server
-    itself for an ``http(s)`` tracking URI and :func:`ui_address` (``mlflow ui`` started by
-    :func:`ui_command`) for a local SQLite/file/SQL database store. None without an
-    experiment id or for stores whose UI address is unknown (``databricks``).
+    ``<ui>/#/experiments/<id>/runs?workflowType=machine_learning&viewStateShareKey=mlpx``,
+    where ``<ui>`` is the server itself for an ``http(s)`` tracking URI and
+    :func:`ui_address` (``mlflow ui`` started by :func:`ui_command`) for a local
+    SQLite/file/SQL database store. The view (:func:`runs_view_state`) is the one
+    :func:`mark_experiment` stored; without it the UI shows its default columns. None
+    without an experiment id or for stores whose UI address is unknown (``databricks``).
     """
     base = _base(tracking_uri)
     if base is None or not experiment_id:
         return None
-    return f"{base}/#/experiments/{quote(str(experiment_id))}?{WORKFLOW_QUERY}"
+    return (
+        f"{base}/#/experiments/{quote(str(experiment_id))}/runs?{WORKFLOW_QUERY}"
+        f"&viewStateShareKey={RUNS_VIEW_KEY}"
+    )
 
 
 def run_url(tracking_uri: str, experiment_id: str | None, run_id: str | None) -> str | None:
@@ -134,21 +163,56 @@ def ui_command(tracking_uri: str) -> str:
     return f"mlflow ui --backend-store-uri {shlex.quote(tracking_uri)}"
 
 
-def mark_experiment(client: Any, experiment_id: str) -> bool:
-    """Tag experiment ``experiment_id`` as a model-training experiment for MLflow's UI.
+def runs_view_state() -> dict[str, Any]:
+    """The runs-table state mlpx stores as the experiment's shared view.
 
-    Sets ``mlflow.experimentKind=custom_model_development`` unless the experiment already has
-    that tag (with any value: a kind the user chose is kept). ``client`` is an
-    ``mlflow.MlflowClient`` (or anything with ``get_experiment`` and ``set_experiment_tag``).
-    Returns True when the tag was written. Never raises: the marking is a nicety, a store
+    Column keys are the UI's (``<type>.`<name>```, bundle module 95051): the metrics of
+    :data:`RUNS_VIEW_METRICS` right after the run's name and start time, then the logged
+    models, the dataset and the duration (the UI's own default also shows the source file,
+    ``__main__.py`` for every mlpx run, and no metric); the run-name column is widened so a
+    name such as ``adam-lr0.001-w128x64-relu`` reads whole.
+    """
+    metrics = [f"metrics.`{m}`" for m in RUNS_VIEW_METRICS]
+    return {
+        "selectedColumns": ["attributes.`Models`", "attributes.`Dataset`", *metrics],
+        "columnOrder": [
+            "attributes.`Run Name`",
+            "runDateAndNestInfo",
+            *metrics,
+            "attributes.`Models`",
+            "attributes.`Dataset`",
+            "duration",
+        ],
+        "columnWidths": {"attributes.`Run Name`": 260},
+    }
+
+
+def mark_experiment(client: Any, experiment_id: str) -> list[str]:
+    """Tag experiment ``experiment_id`` so MLflow's UI shows it as model training.
+
+    Sets, each only when missing (a value the user chose is kept):
+    ``mlflow.experimentKind=custom_model_development``, the comparison charts' metric
+    ``mlflow.experiment.primaryMetric.name=test/accuracy``; and mlpx's runs-table view
+    ``mlflow.sharedViewState.mlpx`` (JSON of :func:`runs_view_state`, rewritten when it
+    differs: mlpx owns that key). ``client`` is an ``mlflow.MlflowClient`` (or anything with
+    ``get_experiment`` and ``set_experiment_tag``). Returns the tags written: one read and
+    no write once an experiment is marked. Never raises: the marking is a nicety, a store
     error is logged at debug level and the run goes on.
     """
+    import json
+
+    wanted = {
+        EXPERIMENT_KIND_TAG: (EXPERIMENT_KIND, False),
+        PRIMARY_METRIC_TAG: (PRIMARY_METRIC, False),
+        SHARED_VIEW_TAG_PREFIX + RUNS_VIEW_KEY: (json.dumps(runs_view_state()), True),
+    }
+    written: list[str] = []
     try:
-        exp = client.get_experiment(experiment_id)
-        if EXPERIMENT_KIND_TAG in (getattr(exp, "tags", None) or {}):
-            return False
-        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
-        return True
+        tags = getattr(client.get_experiment(experiment_id), "tags", None) or {}
+        for key, (value, owned) in wanted.items():
+            if key not in tags or (owned and tags[key] != value):
+                client.set_experiment_tag(experiment_id, key, value)
+                written.append(key)
     except Exception as e:  # never fail a run for a UI hint
-        _logger.debug("could not tag experiment %s as %s: %s", experiment_id, EXPERIMENT_KIND, e)
-        return False
+        _logger.debug("could not tag experiment %s for MLflow's UI: %s", experiment_id, e)
+    return written
