@@ -3,7 +3,7 @@
 ``fit`` knows nothing of Hydra or MLflow: it talks to a :class:`mlpx.tracking.Tracker`.
 Every metric is logged against the optimizer step (the x-axis of the MLflow charts):
 
-* every ``log_every_n_steps`` steps: ``train/loss`` (mean over those steps),
+* every ``log_every_n_steps`` steps: ``train/loss_window`` (the mean loss of those steps),
   ``grad_norm/layer_<l>`` (Frobenius norm of ``delta_W_l``, l = 1..L) and
   ``grad_norm/global`` (norm of every ``delta_W``, ``delta_b``);
 * at the end of each epoch: ``train/loss``, ``train/accuracy`` (means over the epoch's
@@ -320,8 +320,7 @@ class _Loop:
             st.step = step
             if log_now:
                 window = float(window_loss) / window_steps
-                # On an epoch's last step the epoch mean is train/loss at this step.
-                self.log_step(epoch, step, window, b == len(batches) - 1, norms, g, before)
+                self.log_step(epoch, step, window, norms, g, before)
                 window_loss, window_steps = 0.0, 0
             if self.stop is not None and self.stop.signum is not None:
                 st.pending = batches[b + 1 :]
@@ -361,17 +360,17 @@ class _Loop:
         epoch: int,
         step: int,
         window: float,
-        last_batch: bool,
         norms: dict[str, float] | None,
         g: Gradients,
         before: Any,
     ) -> None:
-        """Every ``log_every_n_steps``: the window's ``train/loss``, the gradient norms and
-        (optionally) the health metrics; a non-finite value stops the run."""
+        """Every ``log_every_n_steps``: ``train/loss_window`` (the mean loss of those steps;
+        ``train/loss`` is the epoch's), the gradient norms and (optionally) the health
+        metrics; a non-finite value stops the run."""
         lr = self.optimizer.lr
         if not math.isfinite(window):
             raise _diverged(epoch, step, "train/loss", window, lr)
-        metrics = {} if last_batch else {"train/loss": window}
+        metrics = {"train/loss_window": window}
         if norms is not None:
             if not math.isfinite(norms["grad_norm/global"]):
                 raise _diverged(epoch, step, "the gradient norm", norms["grad_norm/global"], lr)

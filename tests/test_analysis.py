@@ -184,20 +184,20 @@ def test_health_metrics_match_a_hand_computation() -> None:
     for l, (W0, W, da, f) in enumerate(
         zip([W1, W2, W3], W_after, [da1, da2, da3], [f1, f2, a3]), start=1
     ):
-        assert m[f"weight_norm/layer_{l}"] == pytest.approx(np.linalg.norm(W))
+        assert m[f"health/weight_norm/layer_{l}"] == pytest.approx(np.linalg.norm(W))
         ratio = np.linalg.norm(W - W0) / np.linalg.norm(W0)
-        assert m[f"update_ratio/layer_{l}"] == pytest.approx(ratio)
-        assert m[f"delta_a_norm/layer_{l}"] == pytest.approx(np.linalg.norm(da))
-        assert m[f"activation_mean/layer_{l}"] == pytest.approx(f.mean())
-        assert m[f"activation_std/layer_{l}"] == pytest.approx(f.std())
+        assert m[f"health/update_ratio/layer_{l}"] == pytest.approx(ratio)
+        assert m[f"health/delta_a_norm/layer_{l}"] == pytest.approx(np.linalg.norm(da))
+        assert m[f"health/activation_mean/layer_{l}"] == pytest.approx(f.mean())
+        assert m[f"health/activation_std/layer_{l}"] == pytest.approx(f.std())
     dead = np.mean(np.all(a1 <= 0, axis=0))
     assert dead == 0.25  # the setup: exactly unit 1 is dead
-    assert m["dead_units/layer_1"] == dead
+    assert m["health/dead_units/layer_1"] == dead
     saturated = np.mean(np.abs(f2) > 0.99)
     assert 0 < saturated < 1
-    assert m["saturated_units/layer_2"] == pytest.approx(saturated)
+    assert m["health/saturated_units/layer_2"] == pytest.approx(saturated)
     # relu-like layers get dead_units, saturating ones saturated_units, linear neither
-    assert "saturated_units/layer_1" not in m and "dead_units/layer_2" not in m
+    assert "health/saturated_units/layer_1" not in m and "health/dead_units/layer_2" not in m
     assert not any(k.endswith("layer_3") and k.startswith(("dead", "saturated")) for k in m)
     assert all(isinstance(v, float) for v in m.values())
 
@@ -211,7 +211,7 @@ def test_health_metrics_sigmoid_saturation_and_optional_parts() -> None:
     m = health.health_metrics(net)  # no gradients, no snapshot: those keys are left out
     expected = np.mean((f < 0.01) | (f > 0.99))
     assert 0 < expected < 1
-    assert m["saturated_units/layer_1"] == pytest.approx(expected)
+    assert m["health/saturated_units/layer_1"] == pytest.approx(expected)
     assert not any(k.startswith(("update_ratio", "delta_a_norm")) for k in m)
     with pytest.raises(RuntimeError, match="forward"):
         health.health_metrics(MLP([3, 2], seed=0))
@@ -234,15 +234,16 @@ def test_fit_logs_health_metrics_of_the_step_batch(digits) -> None:
     logged = {k: v[0] for k, v in tracker.metrics.items() if "/layer_" in k}
     f1 = np.tanh(X @ W0[0].T + b0[0])
     f2 = f1 @ W0[1].T + b0[1]
-    assert logged["activation_mean/layer_1"] == (1, pytest.approx(f1.mean()))
-    assert logged["activation_std/layer_2"] == (1, pytest.approx(f2.std()))
-    assert logged["saturated_units/layer_1"] == (1, pytest.approx(np.mean(np.abs(f1) > 0.99)))
+    assert logged["health/activation_mean/layer_1"] == (1, pytest.approx(f1.mean()))
+    assert logged["health/activation_std/layer_2"] == (1, pytest.approx(f2.std()))
+    saturated = np.mean(np.abs(f1) > 0.99)
+    assert logged["health/saturated_units/layer_1"] == (1, pytest.approx(saturated))
     for l in (1, 2):
         W, W_before = net.weights[l - 1], W0[l - 1]
-        assert logged[f"weight_norm/layer_{l}"][1] == pytest.approx(np.linalg.norm(W))
+        assert logged[f"health/weight_norm/layer_{l}"][1] == pytest.approx(np.linalg.norm(W))
         ratio = np.linalg.norm(W - W_before) / np.linalg.norm(W_before)
-        assert logged[f"update_ratio/layer_{l}"][1] == pytest.approx(ratio)
-        assert logged[f"delta_a_norm/layer_{l}"][1] > 0
+        assert logged[f"health/update_ratio/layer_{l}"][1] == pytest.approx(ratio)
+        assert logged[f"health/delta_a_norm/layer_{l}"][1] > 0
 
 
 def test_saturation_is_read_off_the_activation() -> None:
@@ -287,8 +288,9 @@ def test_sanity_checks_pass_on_a_fresh_net_and_leave_it_alone(digits) -> None:
     assert 0 < results[1].numbers["steps"] <= 1000
     assert all(np.array_equal(p, q) for p, q in zip(before, net.parameters()))
     assert rng.bit_generator.state == state
-    metrics = results[1].metrics()
-    assert metrics["sanity/overfit/passed"] == 1.0 and "sanity/overfit/steps" in metrics
+    tags = results[1].tags()
+    assert tags["sanity.overfit"] == "passed"
+    assert float(tags["sanity.overfit.steps"]) == results[1].numbers["steps"]
 
 
 def test_sanity_checks_fail_when_they_should(digits) -> None:
@@ -481,7 +483,8 @@ def test_log_sanity_checks_and_gradcheck() -> None:
     net = MLP(sizes, "tanh", seed=0)
     tracker = MemoryTracker()
     log.log_sanity_checks(tracker, sanity.sanity_checks(net, X, y), step=0)
-    assert tracker.metrics["sanity/initial_loss/passed"] == [(0, 1.0)]
+    assert tracker.tags["sanity.initial_loss"] == "passed"
+    assert not any(k.startswith("sanity") for k in tracker.metrics)  # tags, not metrics
     assert "overfit: pass" in tracker.texts["sanity_checks.txt"]
     log.log_gradcheck(tracker, gradcheck(net, X[:4], y[:4]), 1e-6)
     assert tracker.metrics["gradcheck/max_rel_error"][0][1] < 1e-6

@@ -60,9 +60,9 @@ def test_default_run_reaches_95_percent_and_records_everything(tmp_path: Path) -
     assert figures == {"figures/learning_curves.png", "figures/grad_norms.png"}
     assert not any(k.startswith("adversarial/") for k in metrics)
     for key in ["weight_norm", "update_ratio", "delta_a_norm", "activation_mean", "dead_units"]:
-        assert len(c.get_metric_history(rid, f"{key}/layer_1")) == steps // 50, key
-    assert metrics["sanity/initial_loss/passed"] == 1.0
-    assert metrics["sanity/overfit/passed"] == 1.0
+        assert len(c.get_metric_history(rid, f"health/{key}/layer_1")) == steps // 50, key
+    assert tags["sanity.initial_loss"] == "passed" and tags["sanity.overfit"] == "passed"
+    assert not any(k.startswith("sanity") for k in metrics)  # tags, not ten metrics
 
     # analysis=full: every figure and the FGSM accuracies, as the default recorded before
     proc = mlpx(tmp_path, "analysis=full", "trainer.epochs=5", "logger.experiment_name=full")

@@ -98,17 +98,17 @@ def health_metrics(
     ``net.cache.a[l-1] = a_l`` and ``net.cache.f[l] = f_l``, each (n, p_l)), the deltas
     ``g`` of that batch and the current weights. For l = 1..L:
 
-    * ``weight_norm/layer_<l>``: ``||W_l||_F`` (current weights);
-    * ``update_ratio/layer_<l>`` (with ``before``, the :func:`weight_snapshot` taken just
+    * ``health/weight_norm/layer_<l>``: ``||W_l||_F`` (current weights);
+    * ``health/update_ratio/layer_<l>`` (with ``before``, the :func:`weight_snapshot` taken just
       before the step): ``||W_l - W_l^before||_F / ||W_l^before||_F``; ~1e-3 is the
       usual healthy order, 1e-1 too fast, 1e-6 stalled;
-    * ``delta_a_norm/layer_<l>`` (with ``g``): ``||delta_a_l||_F`` over the batch;
-    * ``activation_mean/layer_<l>``, ``activation_std/layer_<l>``: of every entry of
+    * ``health/delta_a_norm/layer_<l>`` (with ``g``): ``||delta_a_l||_F`` over the batch;
+    * ``health/activation_mean/layer_<l>``, ``health/activation_std/layer_<l>``: of every entry of
       ``f_l`` (n, p_l) over the batch (l = L: the logits);
-    * ``dead_units/layer_<l>`` for relu-like layers (``act.relu_like``: relu, leaky_relu,
+    * ``health/dead_units/layer_<l>`` for relu-like layers (``act.relu_like``: relu, leaky_relu,
       elu, gelu, silu): the fraction of the layer's p_l units with ``a_l <= 0`` for every
       sample of the batch (for relu: zero output and zero gradient on the whole batch);
-    * ``saturated_units/layer_<l>`` for saturating layers (``act.saturating``: sigmoid,
+    * ``health/saturated_units/layer_<l>`` for saturating layers (``act.saturating``: sigmoid,
       tanh): the fraction of entries of ``f_l`` (unit x sample) in a flat tail, see
       :func:`saturated`.
 
@@ -131,20 +131,20 @@ def health_metrics(
     with np.errstate(divide="ignore", invalid="ignore"):  # a zero W_l gives inf/NaN ratios
         for i, (W, act) in enumerate(zip(net.weights, net.activation_fns)):
             l = i + 1
-            put(f"weight_norm/layer_{l}", _fro(W, xp))
+            put(f"health/weight_norm/layer_{l}", _fro(W, xp))
             if before is not None:
                 W0 = before[i]
-                put(f"update_ratio/layer_{l}", _fro(W - W0, xp) / _fro(W0, xp))
+                put(f"health/update_ratio/layer_{l}", _fro(W - W0, xp) / _fro(W0, xp))
             if g is not None:
-                put(f"delta_a_norm/layer_{l}", _fro(g.pre_activations[i], xp))
+                put(f"health/delta_a_norm/layer_{l}", _fro(g.pre_activations[i], xp))
             a, f = cache.a[i], cache.f[l]
-            put(f"activation_mean/layer_{l}", xp.mean(f))
-            put(f"activation_std/layer_{l}", xp.std(f))
+            put(f"health/activation_mean/layer_{l}", xp.mean(f))
+            put(f"health/activation_std/layer_{l}", xp.std(f))
             if act.relu_like:
                 dead = xp.all(a <= 0, axis=0)
-                put(f"dead_units/layer_{l}", xp.mean(xp.astype(dead, f.dtype)))
+                put(f"health/dead_units/layer_{l}", xp.mean(xp.astype(dead, f.dtype)))
             elif act.saturating:
                 flat = xp.astype(saturated(act, a, f, xp), f.dtype)
-                put(f"saturated_units/layer_{l}", xp.mean(flat))
+                put(f"health/saturated_units/layer_{l}", xp.mean(flat))
     host = to_numpy(xp.concat(values)) if values else np.zeros(0)
     return {k: float(v) for k, v in zip(keys, host)}

@@ -43,12 +43,13 @@ def eval_split(data: Any) -> tuple[str, np.ndarray, np.ndarray]:
 
 
 def log_sanity_checks(tracker: Any, results: Sequence[SanityResult], step: int = 0) -> None:
-    """Log every result's :meth:`~mlpx.analysis.sanity.SanityResult.metrics` at ``step``
-    and their lines of text as ``sanity_checks.txt``."""
-    metrics: dict[str, float] = {}
+    """Set every result's :meth:`~mlpx.analysis.sanity.SanityResult.tags` (``sanity.<name>``
+    = passed/failed and its numbers) and log their lines of text as ``sanity_checks.txt``.
+    ``step`` is kept for callers; tags have none."""
+    tags: dict[str, str] = {}
     for r in results:
-        metrics.update(r.metrics())
-    tracker.log_metrics(metrics, step=step)
+        tags.update(r.tags())
+    tracker.set_tags(tags)
     tracker.log_text("\n".join(str(r) for r in results) + "\n", "sanity_checks.txt")
 
 

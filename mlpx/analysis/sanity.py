@@ -38,10 +38,12 @@ class SanityResult:
     numbers: dict[str, float] = field(default_factory=dict)
     message: str = ""
 
-    def metrics(self) -> dict[str, float]:
-        """``sanity/<name>/passed`` (1.0 or 0.0) and ``sanity/<name>/<number>``."""
-        out = {f"sanity/{self.name}/passed": float(self.passed)}
-        out.update({f"sanity/{self.name}/{k}": float(v) for k, v in self.numbers.items()})
+    def tags(self) -> dict[str, str]:
+        """Run tags: ``sanity.<name>`` = ``passed`` or ``failed``, and its numbers as
+        ``sanity.<name>.<number>`` (6 significant digits). Tags, not metrics: a verdict and
+        a few numbers measured once, kept off the run's metric list and charts."""
+        out = {f"sanity.{self.name}": "passed" if self.passed else "failed"}
+        out.update({f"sanity.{self.name}.{k}": f"{float(v):.6g}" for k, v in self.numbers.items()})
         return out
 
     def __str__(self) -> str:

@@ -72,6 +72,13 @@ def _hydra_context() -> tuple[bool, str | None, str | None, str]:
     return True, hc.sweep.dir, hc.runtime.output_dir, suffix
 
 
+def _task_overrides() -> list[str]:
+    """Hydra's overrides of this run (of this job, in a sweep)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
 def _search_folders() -> list[str]:
     """The folders of this run's config search path, in Hydra's order."""
     from hydra.core.hydra_config import HydraConfig
@@ -196,10 +203,12 @@ def run(cfg: DictConfig) -> float:
         if reused is not None:
             return reused[1]
 
+    from mlpx.app import record
     from mlpx.app.build import build, build_tracker, run_tags
+    from mlpx.app.record import group_tag
     from mlpx.checkpoint import Checkpointer, CheckpointError
     from mlpx.tracking import TrackingError, flatten
-    from mlpx.train import DivergenceError, Interrupted, StopRequest, fit, summary
+    from mlpx.train import DivergenceError, Interrupted, StopRequest, fit
 
     try:
         checkpoint = (
@@ -215,8 +224,8 @@ def run(cfg: DictConfig) -> float:
     try:
         tracker = build_tracker(
             settings,
-            flatten(container),
-            tags={**run_tags(settings, built), CONFIG_HASH_TAG: chash},
+            {k: v for k, v in flatten(container).items() if v is not None},  # set values only
+            tags={**run_tags(settings, built), CONFIG_HASH_TAG: chash, **group_tag(container)},
             parent_run_id=parent,
             suffix=suffix,
             resume_run_id=resume_run,
@@ -229,10 +238,12 @@ def run(cfg: DictConfig) -> float:
         ckpt_dir, settings.trainer.checkpoint_every, settings.trainer.keep_checkpoints, tracker
     )
     stop = StopRequest()
-    status, error = "FAILED", None
+    status, error, extras = "FAILED", None, {}
+    command = record.reproduce_command(list(_task_overrides()))
     try:
         with _stop_on_signals(stop):
             _log_run_files(tracker, cfg, job_dir)
+            extras = record.start_record(settings, tracker, data, model, command)
             if checkpoint is not None:
                 tracker.set_tags({"mlpx.resumed_from": str(checkpoint.path)})
                 print(
@@ -270,14 +281,8 @@ def run(cfg: DictConfig) -> float:
         tracker.set_tags(
             {"best_epoch": str(result.best_epoch), "stopped_early": str(result.stopped_early)}
         )
+        record.end_record(settings, tracker, data, model, result, command)
         status = "FINISHED"
-        print(
-            f"mlpx: done {summary(result)} objective {settings.trainer.objective}="
-            f"{result.objective:.4f}",
-            file=sys.stderr,
-        )
-        if tracker.run_id:
-            print(f"mlpx: MLflow run {tracker.run_id}", file=sys.stderr)
         return float(result.objective)
     except Interrupted as exc:
         status, error = "KILLED", str(exc)
@@ -302,7 +307,10 @@ def run(cfg: DictConfig) -> float:
         error = f"{type(exc).__name__}: {exc}"
         raise
     finally:
+        record.stop_system_metrics(extras)
         tracker.finish(status, error=error)
+        if status == "FINISHED":
+            record.print_where(settings, tracker, _choices().get("experiment"))
 
 
 def _gradcheck(settings: Settings, model: Any, data: Any, tracker: Any) -> float:

@@ -345,6 +345,9 @@ LOGGER: dict[str, Param] = {
     "log_grad_norms": Param(Flag(), True, "per-layer gradient norms every log_every_n_steps"),
     "log_figures": Param(Flag(), True, "learning curves and analysis figures"),
     "direct_sqlite": Param(Flag(), False, "opt-in: metric values straight into SQLite's tables"),
+    "log_model": Param(Flag(), True, "the trained network as the MLflow model 'model' of the run"),
+    "register_model": Param(Optional(Text("a model name")), None, "register the model under it"),
+    "system_metrics": Param(Flag(), False, "MLflow's CPU/memory/GPU metrics (needs psutil)"),
 }
 
 
@@ -359,6 +362,9 @@ class LoggerSettings:
     log_grad_norms: bool = LOGGER["log_grad_norms"].default
     log_figures: bool = LOGGER["log_figures"].default
     direct_sqlite: bool = LOGGER["direct_sqlite"].default
+    log_model: bool = LOGGER["log_model"].default
+    register_model: str | None = None
+    system_metrics: bool = LOGGER["system_metrics"].default
 
 
 def logger_settings(lg: Mapping[str, Any]) -> LoggerSettings:

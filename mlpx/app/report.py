@@ -186,7 +186,8 @@ def write_sweep_summary(
     Artifacts ``summary/sweep_summary.csv``, ``summary/sweep_summary.md``,
     ``summary/sweep_summary_by_seed.csv`` (when ``trainer.seed`` was swept) and
     ``summary/objective_vs_<key>.png`` per swept key; tags ``jobs``, ``finished_jobs``,
-    ``failed_jobs``, ``reused_jobs`` and ``best_run_id``; metric ``best_objective``.
+    ``failed_jobs``, ``reused_jobs``, ``best_run_id`` and ``best_model_uri`` (the best
+    run's logged model, also linked as the parent's output); metric ``best_objective``.
     """
     from mlflow.entities import Metric, RunTag
     from mlflow.tracking import MlflowClient
@@ -237,6 +238,9 @@ def write_sweep_summary(
     if best is not None:
         tags["best_run_id"] = best.run_id
         metrics.append(Metric("best_objective", float(best.objective), 0, 0))  # type: ignore[arg-type]
+        model_uri = _link_best_model(client, parent_run_id, best.run_id)
+        if model_uri:
+            tags["best_model_uri"] = model_uri
     call(
         client.log_batch,
         parent_run_id,
@@ -245,6 +249,22 @@ def write_sweep_summary(
         what="summary tags",
     )
     return summary
+
+
+def _link_best_model(client: Any, parent_run_id: str, best_run_id: str) -> str | None:
+    """Show the best run's logged model among the parent's outputs (MLflow's "Logged
+    models" of the parent); its ``models:/<model_id>`` URI, or None without one."""
+    from mlpx.tracking.model import link_model, logged_model_ids
+
+    try:
+        ids = logged_model_ids(client, best_run_id)
+        if not ids:
+            return None
+        link_model(client, parent_run_id, ids[-1])
+    except Exception as exc:  # the summary stands without the link
+        print(f"mlpx: warning: could not link the best run's model: {exc}", file=sys.stderr)
+        return None
+    return f"models:/{ids[-1]}"
 
 
 # --------------------------------------------------------------------------------------------
