@@ -28,7 +28,13 @@ from typing import Any
 
 import pytest
 
-from mlpx.tracking.ui import UI_ADDRESS, experiment_url, ui_command
+from mlpx.tracking.ui import (
+    EXPERIMENT_KIND,
+    EXPERIMENT_KIND_TAG,
+    UI_ADDRESS,
+    experiment_url,
+    ui_command,
+)
 from tests.cli_helpers import client, mlpx_env, run_mlpx
 
 pytestmark = pytest.mark.slow
@@ -190,8 +196,11 @@ def _stored_workflow(page: Any) -> str | None:
 
 def test_plain_experiment_link_opens_genai_view_in_this_mlflow(page, store, ui) -> None:
     """MLflow's own behaviour that mlpx works around: without the query, MLflow 3.17 opens
-    an experiment on its GenAI overview. Fails when an MLflow upgrade changes that (then
+    an experiment on its GenAI overview, even one tagged as model training (the tag alone
+    does not switch it). Fails when an MLflow upgrade changes that (then
     mlpx.tracking.ui's notes need a look)."""
+    tags = client(store["uri"]).get_experiment(store["experiment_id"]).tags
+    assert tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND  # marked by mlpx
     page.goto(f"{ui}/#/experiments/{store['experiment_id']}")
     page.wait_for_url(re.compile(r"workflowType="))
     assert "workflowType=genai" in page.url
