@@ -57,7 +57,10 @@ def test_a_default_run_ends_with_where_it_is_and_leaves_a_usable_model(tmp_path:
 
     raw = load_dataset("digits", standardize=False)  # the default split, raw pixels
     mlflow.set_tracking_uri(uri)
-    out = mlflow.pyfunc.load_model(f"runs:/{rid}/model").predict(raw.X_test)
+    try:
+        out = mlflow.pyfunc.load_model(f"runs:/{rid}/model").predict(raw.X_test)
+    finally:
+        mlflow.set_tracking_uri(None)
     accuracy = float(np.mean(out["label"].to_numpy() == raw.y_test))
     assert accuracy == pytest.approx(metrics["test/accuracy"], abs=1e-12)
     assert tags["mlpx.model_uri"].startswith("models:/m-")

@@ -47,7 +47,10 @@ def digits():
 
 def _load(store: str, run_id: str):
     mlflow.set_tracking_uri(store)
-    return mlflow.pyfunc.load_model(f"runs:/{run_id}/{MODEL_NAME}")
+    try:
+        return mlflow.pyfunc.load_model(f"runs:/{run_id}/{MODEL_NAME}")
+    finally:
+        mlflow.set_tracking_uri(None)
 
 
 def test_a_trained_run_s_model_predicts_raw_digits_with_the_run_s_test_accuracy(
@@ -104,9 +107,13 @@ def test_the_served_model_is_pickle_free_and_equals_the_network_for_every_activa
     path = save_weights(tmp_path / "w.npz", net, data)
     with np.load(path, allow_pickle=False) as z:
         assert list(z["activations"]) == [*names, "linear"]
-    local = mlflow.artifacts.download_artifacts(
-        f"runs:/{tracker.run_id}/{MODEL_NAME}", dst_path=str(tmp_path / "m")
-    )
+    mlflow.set_tracking_uri(store)  # runs:/ -> the logged model: MLflow reads the global URI
+    try:
+        local = mlflow.artifacts.download_artifacts(
+            f"runs:/{tracker.run_id}/{MODEL_NAME}", dst_path=str(tmp_path / "m")
+        )
+    finally:
+        mlflow.set_tracking_uri(None)
     files = [p.name for p in Path(local).rglob("*") if p.is_file()]
     assert "weights.npz" in files and "served_model.py" in files
     assert not [f for f in files if f.endswith((".pkl", ".pickle", ".cloudpickle"))], files
@@ -114,11 +121,14 @@ def test_the_served_model_is_pickle_free_and_equals_the_network_for_every_activa
     assert [r.split("==")[0] for r in requirements] == ["mlflow", "numpy", "pandas"]
 
 
-def test_register_model_and_link_to_a_parent(store: str, client, digits) -> None:
+def test_register_model_and_link_to_a_parent(store: str, client, digits, monkeypatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert not mlflow.is_tracking_uri_set()  # log_model leaves MLflow's global URI alone
     net = MLP([64, 10], "linear", rng=np.random.default_rng(0))
     child = MlflowTracker(store, "models", "child")
     info = log_model(store, child.run_id, net, digits, registered_model_name="mlpx-test-digits")
     child.finish()
+    assert not mlflow.is_tracking_uri_set()
     versions = client.search_model_versions("name = 'mlpx-test-digits'")
     assert [v.source for v in versions] == [info.model_uri]
     parent = MlflowTracker(store, "models", "parent")

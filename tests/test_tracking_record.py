@@ -94,7 +94,12 @@ def test_run_description_has_result_model_dataset_optimizer_and_command() -> Non
     assert "| optimizer | momentum, lr 0.05, momentum=0.9" in text
     assert "| training | 7 epochs, batch 32, seed 0" in text
     assert f"```bash\n{cmd}\n```" in text
-    assert "None" not in text
+    assert "None" not in text and "runs:/<run_id>/model" in text
+    named = run_description(settings, built.data, built.model, _result(), cmd, "abc123")
+    assert "mlflow.pyfunc.load_model('runs:/abc123/model')" in named
+    lean = settings_from_dict(composed("logger.log_model=false"))
+    no_model = run_description(lean, built.data, built.model, _result(), cmd, "abc123")
+    assert "load_model" not in no_model and "config/config.yaml" in no_model
     before = run_description(settings, built.data, built.model, None, cmd)
     assert "Result" not in before and cmd in before
 

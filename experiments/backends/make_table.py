@@ -41,7 +41,8 @@ def collect(client: Any, runs: list[Any]) -> dict[tuple[str, str, str], dict[str
         rid = r.info.run_id
         val = [h.value for h in sorted(client.get_metric_history(rid, "val/loss"), key=_step)]
         ends = [h.timestamp for h in sorted(client.get_metric_history(rid, "epoch"), key=_step)]
-        out[(p["backend.name"], p["backend.device"], p["backend.dtype"])][p["trainer.seed"]] = {
+        device = p.get("backend.device", "None")  # not logged when null (issue 15)
+        out[(p["backend.name"], device, p["backend.dtype"])][p["trainer.seed"]] = {
             "val_loss": val,
             "ms": [b - a for a, b in itertools.pairwise(ends)],  # epochs 2..N
             "span_ms": (ends[-1] - ends[0]) / max(len(ends) - 1, 1),

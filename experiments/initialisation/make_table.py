@@ -5,7 +5,7 @@
 
 Reads the FINISHED runs of the experiment ``study_initialisation`` (one per config: the
 newest) and prints, per (activation, init), mean ± std over ``trainer.seed`` of: the loss of
-the untrained network on the training split (``sanity/initial_loss/loss``), the gradient
+the untrained network on the training split (tag ``sanity.initial_loss.loss``), the gradient
 norms ``||delta_W_l||`` at step 1 (the gradient of the first mini-batch at the initial
 weights; the run logs every step), the first epoch with val/accuracy >= 0.9 and the final
 test accuracy. ``--figures DIR`` writes ``grad_norms_at_init.png`` (per-layer norms at
@@ -56,7 +56,10 @@ def collect(client: Any, runs: list[Any]) -> dict[tuple[str, str], list[dict[str
         groups[(p["model.activation"], init)].append(
             {
                 "seed": p["trainer.seed"],
-                "initial_loss": m.get("sanity/initial_loss/loss", math.nan),
+                "initial_loss": float(  # a tag since issue 15; a metric in older runs
+                    r.data.tags.get("sanity.initial_loss.loss")
+                    or m.get("sanity/initial_loss/loss", math.nan)
+                ),
                 "norms": norms,
                 "val_accuracy": [v for _, v in val],
                 "test_accuracy": m["test/accuracy"],

@@ -88,12 +88,20 @@ def _fmt(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def run_description(settings: Any, data: Any, model: Any, result: Any | None, command: str) -> str:
+def run_description(
+    settings: Any,
+    data: Any,
+    model: Any,
+    result: Any | None,
+    command: str,
+    run_id: str | None = None,
+) -> str:
     """The run's description in Markdown (MLflow's ``mlflow.note.content``).
 
     settings : :class:`mlpx.app.config.Settings`; data : :class:`mlpx.data.Dataset`;
     model : the :class:`mlpx.nn.model.MLP`; result : the ``FitResult`` (None: not trained,
-    e.g. ``mode=gradcheck``); command : :func:`reproduce_command`.
+    e.g. ``mode=gradcheck``); command : :func:`reproduce_command`; run_id : the MLflow run,
+    named in the line that loads its model.
     """
     lines = [f"## {settings.run_name()}", ""]
     if result is not None:
@@ -144,8 +152,11 @@ def run_description(settings: Any, data: Any, model: Any, result: Any | None, co
         command,
         "```",
         "",
-        "The model: `mlflow.pyfunc.load_model('runs:/<run_id>/model').predict(raw_X)` "
-        "(raw features; columns `label`, `class_name`, `proba_<k>`). The whole config: "
-        "artifact `config/config.yaml`.",
     ]
-    return "\n".join(lines) + "\n"
+    last = "The whole config: artifact `config/config.yaml`."
+    if settings.logger.log_model:
+        last = (
+            f"The model: `mlflow.pyfunc.load_model('runs:/{run_id or '<run_id>'}/model')"
+            ".predict(raw_X)` (raw features; columns `label`, `class_name`, `proba_<k>`). "
+        ) + last
+    return "\n".join([*lines, last]) + "\n"

@@ -72,7 +72,9 @@ def start_record(
     extras: dict[str, Any] = {}
     if not _is_mlflow(tracker):
         return extras
-    tracker.set_tags({NOTE_TAG: run_description(settings, data, model, None, command)})
+    tracker.set_tags(
+        {NOTE_TAG: run_description(settings, data, model, None, command, tracker.run_id)}
+    )
     from mlflow.tracking import MlflowClient
 
     from mlpx.tracking.datasets import log_dataset_inputs
@@ -124,7 +126,9 @@ def end_record(
     print(f"mlpx: done: {result_line(result, settings.trainer.objective)}", file=sys.stderr)
     if not _is_mlflow(tracker):
         return None
-    tracker.set_tags({NOTE_TAG: run_description(settings, data, model, result, command)})
+    tracker.set_tags(
+        {NOTE_TAG: run_description(settings, data, model, result, command, tracker.run_id)}
+    )
     lg = settings.logger
     if not lg.log_model:
         return None

@@ -121,8 +121,12 @@ def log_model(
 
     X = data.X_test if data.X_test.shape[0] else data.X_train
     example = raw_features(data, to_numpy(X[:n_examples]))
+    # Model.log reads MLflow's global URI: set it for the call, then put back what was there
+    # (None when nothing was set or only MLFLOW_TRACKING_URI was: that keeps being read).
     previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(tracking_uri)  # Model.log reads the global URI
+    if not mlflow.is_tracking_uri_set() or os.environ.get("MLFLOW_TRACKING_URI") == previous:
+        previous = None
+    mlflow.set_tracking_uri(tracking_uri)
     try:
         run = mlflow.MlflowClient(tracking_uri).get_run(run_id)
         # Created here, in the run's experiment (Model.log alone would put it in the active
