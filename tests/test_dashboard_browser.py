@@ -260,6 +260,7 @@ def test_run_page_shows_description_charts_and_model(page, store, ui) -> None:
     assert "No description" not in body
     assert f"test accuracy {acc:.4f}" in body
     assert f"mlpx {' '.join(RUN_ARGS)}" in body
+    page.locator("a[href*='/models/m-']").first.wait_for()  # the logged models have loaded
     more = page.get_by_text("Show more", exact=True)
     if more.count():  # a long description is folded; the picture shows all of it
         more.first.click()
