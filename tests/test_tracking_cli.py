@@ -30,7 +30,8 @@ def test_a_default_run_ends_with_where_it_is_and_leaves_a_usable_model(tmp_path:
     assert f"test accuracy {metrics['test/accuracy']:.4f}" in done and "3 epochs" in done
     assert f"mlpx: MLflow run {run.info.run_name} in experiment 'mlpx' of {uri}" in lines
     see = f"mlpx: see it: mlflow ui --backend-store-uri {uri}, then open "
-    assert f"{see}http://127.0.0.1:5000/#/experiments/{exp_id}/runs/{rid}" in lines
+    url = f"http://127.0.0.1:5000/#/experiments/{exp_id}/runs/{rid}?workflowType=machine_learning"
+    assert f"{see}{url}" in lines
     assert not any(re.search(r"\{'epochs'", x) for x in lines)  # no Python dict any more
 
     # the description, params without None, one series per quantity, sanity as tags

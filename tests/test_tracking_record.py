@@ -54,7 +54,7 @@ def test_result_line_says_accuracy_loss_epochs_early_stop_and_time() -> None:
 def test_where_lines_name_experiment_store_ui_and_url_and_a_changed_experiment() -> None:
     uri = "sqlite:////tmp/x y/mlflow.db"
     url = run_url(uri, "3", "abc")
-    assert url == "http://127.0.0.1:5000/#/experiments/3/runs/abc"
+    assert url == "http://127.0.0.1:5000/#/experiments/3/runs/abc?workflowType=machine_learning"
     assert ui_command(uri) == "mlflow ui --backend-store-uri 'sqlite:////tmp/x y/mlflow.db'"
     lines = where_lines("r", "mlpx", uri, ui_command(uri), url, default_experiment="mlpx")
     assert lines == [
@@ -67,7 +67,9 @@ def test_where_lines_name_experiment_store_ui_and_url_and_a_changed_experiment()
     assert "experiment=moons_small sets logger.experiment_name" in moved[0]
     assert "the default is 'mlpx'" in moved[0]
     server = "http://127.0.0.1:5005/"
-    assert run_url(server, "1", "r1") == "http://127.0.0.1:5005/#/experiments/1/runs/r1"
+    assert run_url(server, "1", "r1") == (
+        "http://127.0.0.1:5005/#/experiments/1/runs/r1?workflowType=machine_learning"
+    )
     assert run_url(uri, None, "r1") is None
 
 

@@ -23,7 +23,9 @@ The modules, one responsibility each:
 - :mod:`mlpx.tracking.model`: a run's network as the MLflow model ``model`` (a pickle-free
   "models from code" pyfunc, :mod:`mlpx.tracking.served_model`, on raw features).
 - :mod:`mlpx.tracking.datasets`: the dataset's splits as the run's inputs.
-- :mod:`mlpx.tracking.ui`: the command that opens MLflow's UI on a store, a run's URL.
+- :mod:`mlpx.tracking.ui`: the command that opens MLflow's UI on a store, the URLs of a run
+  and of an experiment's runs table, and the tags that make MLflow's UI show it as model
+  training.
 
 ``import mlpx.tracking`` is cheap: mlflow (3-6 s), requests and matplotlib are imported inside
 the functions that need them,. Nothing here

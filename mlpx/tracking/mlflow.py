@@ -77,6 +77,7 @@ from mlpx.tracking.store import (
     store_error,
     with_retry,
 )
+from mlpx.tracking.ui import mark_experiment
 
 __all__ = ["MlflowTracker"]
 
@@ -390,6 +391,7 @@ class MlflowTracker:
                 self._client, uri, experiment_name, artifact_location
             )
             check_artifact_root(self._client, self.experiment_id, uri)  # before, not at the end
+            mark_experiment(self._client, self.experiment_id)  # the UI's "Model training"
             if resume_run_id is None:
                 run = with_retry(
                     self._client.create_run,
