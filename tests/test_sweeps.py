@@ -749,3 +749,15 @@ def test_sweep_against_a_real_tracking_server(tmp_path: Path) -> None:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
         log.close()
+
+
+@pytest.mark.slow
+def test_no_figures_means_no_summary_figures(tmp_path: Path) -> None:
+    """logger.log_figures=false: the parent gets its tables but no objective_vs_<key>.png."""
+    uri, at = store(tmp_path)
+    proc = mlpx(tmp_path, "-m", at, *FAST, "trainer.seed=0,1", "logger.log_figures=false")
+    assert proc.returncode == 0, proc.stderr
+    parents, _ = split(all_runs(uri))
+    paths = artifact_paths(uri, parents[0].info.run_id)
+    assert "summary/sweep_summary.csv" in paths
+    assert not [p for p in paths if p.endswith(".png")], paths

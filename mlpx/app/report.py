@@ -180,8 +180,10 @@ def write_sweep_summary(
     keys: Sequence[str] | None = None,
     extra_run_ids: Iterable[str] = (),
     stopped: bool = False,
+    figures: bool = True,
 ) -> SweepSummary:
-    """Log the summary on the parent run and return it.
+    """Log the summary on the parent run and return it (the figures unless ``figures`` is
+    False: ``logger.log_figures=false``).
 
     Artifacts ``summary/sweep_summary.csv``, ``summary/sweep_summary.md``,
     ``summary/sweep_summary_by_seed.csv`` (when ``trainer.seed`` was swept) and
@@ -215,7 +217,7 @@ def write_sweep_summary(
             "summary/sweep_summary_by_seed.csv",
             what="csv",
         )
-    for key in summary.keys:
+    for key in summary.keys if figures else ():
         fig = objective_figure(summary, key)
         call(
             client.log_figure,

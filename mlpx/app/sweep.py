@@ -343,6 +343,7 @@ class MlflowSweepCallback(Callback):
         self.parent: tuple[str, str] | None = None  # (tracking uri, run id)
         self.sweep_dir: str | None = None
         self.keys: list[str] = []
+        self.figures = True  # logger.log_figures: the summary's objective figures
         self._exit_hook = False
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -412,6 +413,7 @@ class MlflowSweepCallback(Callback):
         self.parent = (uri, run_id)
         self.sweep_dir = str(sweep_dir)
         self.keys = keys
+        self.figures = bool(OmegaConf.select(config, "logger.log_figures", default=True))
         if not self._exit_hook:  # the sweep may end without on_multirun_end: close it then
             atexit.register(self._close_at_exit)
             self._exit_hook = True
@@ -442,6 +444,7 @@ class MlflowSweepCallback(Callback):
                 keys=self.keys,
                 extra_run_ids=reused_runs(self.sweep_dir) if self.sweep_dir else (),
                 stopped=stopped,
+                figures=self.figures,
             )
             print(f"mlpx: sweep summary: {summary.line()}", file=sys.stderr)
         except Exception as exc:  # a summary is a nicety: the sweep's runs are recorded
