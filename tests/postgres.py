@@ -22,7 +22,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -30,6 +29,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.cli_helpers import free_port
 
 #: Set to 1 to skip the PostgreSQL tests (otherwise a missing server makes them fail).
 SKIP_ENV = "MLPX_SKIP_POSTGRES"
@@ -47,13 +48,6 @@ def find_binary(name: str) -> str | None:
     candidates = glob.glob(f"/usr/lib/postgresql/*/bin/{name}")
     candidates.sort(key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
     return candidates[-1] if candidates else None
-
-
-def free_port() -> int:
-    """A TCP port of 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PostgresError(RuntimeError):

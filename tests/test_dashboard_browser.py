@@ -17,7 +17,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,7 +34,7 @@ from mlpx.tracking.ui import (
     experiment_url,
     ui_command,
 )
-from tests.cli_helpers import client, mlpx_env, run_mlpx
+from tests.cli_helpers import client, free_port, mlpx_env, run_mlpx
 
 pytestmark = pytest.mark.slow
 
@@ -65,15 +64,9 @@ def chromium_path() -> str | None:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ui_port() -> int:
-    return _free_port()
+    return free_port()
 
 
 @pytest.fixture(scope="module")

@@ -11,76 +11,16 @@ both); ``MLPX_SKIP_POSTGRES=1`` skips them on purpose.
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import client, mlpx_env, run_mlpx
-from tests.postgres import PostgresCluster, free_port
+from tests.cli_helpers import client, mlflow_server, mlpx_env, run_mlpx
+from tests.postgres import PostgresCluster
 
 FAST = ("dataset=iris", "trainer.epochs=3")
-
-
-@contextmanager
-def mlflow_server(backend: str, folder: Path) -> Iterator[str]:
-    """``mlflow server`` on a free port of 127.0.0.1 with ``backend`` as its store and
-    ``folder/mlartifacts`` as the artifact root (served by the server); yields its URL and
-    stops it (the whole process group) at the end."""
-    import requests
-
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log_path = folder / "server.log"
-    with open(log_path, "w") as log:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mlflow",
-                "server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-                "--backend-store-uri",
-                backend,
-                "--artifacts-destination",
-                str(folder / "mlartifacts"),
-            ],
-            cwd=folder,
-            env=mlpx_env(),
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            start_new_session=True,
-        )
-        try:
-            deadline = time.monotonic() + 180
-            while True:
-                assert server.poll() is None, log_path.read_text()[-3000:]
-                try:
-                    if requests.get(f"{base}/health", timeout=2).status_code == 200:
-                        break
-                except requests.RequestException:
-                    pass
-                assert time.monotonic() < deadline, "mlflow server did not start in 180 s"
-                time.sleep(1)
-            yield base
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
 
 
 @pytest.mark.slow

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from mlpx.redact import has_secret, mask_secrets
-from tests.cli_helpers import client, mlpx_env, run_mlpx, runs_of
+from tests.cli_helpers import client, mlflow_server, run_mlpx, runs_of
 
 CASES = [
     ("http://user:password@host:5000/x", "http://***@host:5000/x"),
@@ -62,41 +56,15 @@ def test_log_records_are_masked(caplog: pytest.LogCaptureFixture) -> None:
         logging.setLogRecordFactory(old)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_tracking_uri_password_is_stored_and_printed_nowhere(tmp_path: Path) -> None:
     """A real ``mlflow server``; the URI carries user:password (sent as basic auth, which the
     server ignores). Params, tags, config/config.yaml, config/overrides.yaml, the error tag
     of a failed run and stderr must not hold the password."""
-    import requests
-
-    port = _free_port()
     server_dir = tmp_path / "server"
     server_dir.mkdir()
-    base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1", "--backend-store-uri", f"sqlite:///{server_dir / 'mlflow.db'}",
-         "--artifacts-destination", str(server_dir / "mlartifacts")],
-        cwd=server_dir, env=mlpx_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, "mlflow server exited"
-            try:
-                if requests.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, "mlflow server did not start in 120 s"
-            time.sleep(1)
+    with mlflow_server(f"sqlite:///{server_dir / 'mlflow.db'}", server_dir) as base:
+        port = int(base.rsplit(":", 1)[1])
         secret = "hunter2pw"
         uri = f"http://alice:{secret}@127.0.0.1:{port}"
         work = tmp_path / "work"
@@ -118,12 +86,6 @@ def test_tracking_uri_password_is_stored_and_printed_nowhere(tmp_path: Path) -> 
             for name in ("config/config.yaml", "config/overrides.yaml"):
                 text = Path(c.download_artifacts(run.info.run_id, name, str(tmp_path))).read_text()
                 assert "127.0.0.1" in text and secret not in text, name
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
 
 
 def test_masked_stream_masks_what_libraries_print() -> None:

@@ -22,8 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import mlpx_env, run_mlpx, runs_of
-from tests.postgres import free_port
+from tests.cli_helpers import free_port, mlpx_env, run_mlpx, runs_of
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tools" / "slurm_cluster.sh"

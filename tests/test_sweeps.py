@@ -12,12 +12,9 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -27,7 +24,7 @@ import pytest
 from mlpx.app import report, summary
 from mlpx.app.config import TOP_KEYS
 from mlpx.app.sweep import all_swept_keys, config_hash, hashed_config, sweep_switches, swept_keys
-from tests.cli_helpers import client, mlpx_env, run_module
+from tests.cli_helpers import client, mlflow_server, mlpx_env, run_module
 from tests.cli_helpers import run_mlpx as mlpx
 
 
@@ -654,58 +651,15 @@ def test_an_interrupted_sweep_completes_when_launched_again(tmp_path: Path) -> N
     assert sorted(r["trainer.seed"] for r in csv.DictReader(io.StringIO(table))) == ["0", "1", "2"]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_sweep_against_a_real_tracking_server(tmp_path: Path) -> None:
     """`mlflow server` on 127.0.0.1 (SQLite backend, proxied artifacts), a 2-job sweep sent
     through MLFLOW_TRACKING_URI, the runs read back over HTTP."""
     import requests
 
-    port = _free_port()
     server_dir = tmp_path / "server"
     server_dir.mkdir()
-    base = f"http://127.0.0.1:{port}"
-    log = open(server_dir / "server.log", "w")  # closed in the finally below
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{server_dir / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(server_dir / "mlartifacts"),
-        ],
-        cwd=server_dir,
-        env=mlpx_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, (server_dir / "server.log").read_text()[-2000:]
-            try:
-                if requests.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, "mlflow server did not start in 120 s"
-            time.sleep(1)
-
+    with mlflow_server(f"sqlite:///{server_dir / 'mlflow.db'}", server_dir) as base:
         work = tmp_path / "work"
         work.mkdir()
         env = mlpx_env(MLFLOW_TRACKING_URI=base)
@@ -741,14 +695,6 @@ def test_sweep_against_a_real_tracking_server(tmp_path: Path) -> None:
         out = mlpx_report(work, "--parent", pid, env=env)
         assert out.returncode == 0, out.stderr
         assert out.stdout.count("| FINISHED |") == 2
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log.close()
 
 
 @pytest.mark.slow
