@@ -146,7 +146,12 @@ def test_a_killed_launch_is_marked_and_completed_by_the_next(tmp_path: Path) -> 
         "hydra.sweeper.heartbeat_interval=1",
         "hydra.sweeper.heartbeat_grace=2",
     )
-    args = [a for a in args if not a.startswith("trainer.epochs")] + ["trainer.epochs=400"]
+    # 400 epochs with early stopping off: the first trial is still training when killed (with
+    # early stopping it could finish within the 1.5 s below and the kill hit the second).
+    args = [a for a in args if not a.startswith("trainer.epochs")] + [
+        "trainer.early_stopping.patience=0",
+        "trainer.epochs=400",
+    ]
     log = (tmp_path / "killed.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlpx", *args],
