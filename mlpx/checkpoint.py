@@ -15,6 +15,8 @@ import os
 import re
 import shutil
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -381,7 +383,13 @@ class Checkpointer:
     Each checkpoint comes after a ``tracker.flush()`` (metrics and checkpoint are one unit);
     ``meta`` (JSON-able) is saved in each one: the run's config, to check a resume against.
 
-    ``every`` is in epochs (0: only at the end and on interruption).
+    ``every`` is in epochs (0: only at the end and on interruption). ``min_seconds`` > 0
+    spaces the periodic checkpoints in time as well: one is due at the first epoch boundary
+    where at least ``every`` epochs AND ``min_seconds`` of wall time (``clock``, by default
+    ``time.monotonic``) have passed since the last checkpoint or since :meth:`start`. With
+    ``min_seconds`` 0 a checkpoint is due after every epoch that is a multiple of ``every``,
+    as before. The checkpoints at the end and on interruption are written by the trainer
+    whatever :meth:`due` says.
     """
 
     def __init__(
@@ -391,6 +399,8 @@ class Checkpointer:
         keep: int,
         tracker: Any = None,
         meta: dict[str, Any] | None = None,
+        min_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.folder = Path(folder)
         self.every = every
@@ -398,10 +408,23 @@ class Checkpointer:
         self.tracker = tracker
         self.meta = dict(meta or {})  # JSON-able, saved in each checkpoint (e.g. the config)
         self.last: Path | None = None
+        self.min_seconds = float(min_seconds)
+        self.clock = clock
+        self._since = (0, clock())  # (epoch, clock time) of the last checkpoint or the start
+
+    def start(self, epoch: int = 0) -> None:
+        """Training starts (or resumes) after ``epoch``: the time and epochs counted towards
+        the next periodic checkpoint start now."""
+        self._since = (epoch, self.clock())
 
     def due(self, epoch: int) -> bool:
-        """Whether to checkpoint after ``epoch``."""
-        return self.every > 0 and epoch % self.every == 0
+        """Whether a periodic checkpoint is due after ``epoch``."""
+        if self.every <= 0:
+            return False
+        if self.min_seconds <= 0:
+            return epoch % self.every == 0
+        last_epoch, last_time = self._since
+        return epoch - last_epoch >= self.every and self.clock() - last_time >= self.min_seconds
 
     def save(self, net: Any, optimizer: Any, rng: np.random.Generator, state: TrainState) -> Path:
         """Flush the tracker, then write a checkpoint of the current state and prune the old
@@ -425,4 +448,5 @@ class Checkpointer:
         shutil.copyfile(path, last)
         if self.tracker is not None:
             self.tracker.log_artifact(str(last), "checkpoints")
+        self._since = (state.epoch, self.clock())
         return path

@@ -64,6 +64,7 @@ class TrainerSettings:
     direction: str = "maximize"
     progress: str = "auto"
     checkpoint_every: int = 5  # epochs; 0: only at the end and on interruption
+    checkpoint_min_seconds: float = 10.0  # and at least this many seconds apart; 0: epochs only
     keep_checkpoints: int = 3
     resume: str | None = None  # a checkpoint file or folder, or an MLflow run id
 
@@ -194,7 +195,7 @@ def fit(
 
     ``rng`` (default: seeded with ``cfg.seed``) orders the mini-batches; pass the generator
     that initialised the model so one seed drives the whole run. ``checkpointer`` writes a
-    checkpoint every ``cfg.checkpoint_every`` epochs, at the end and on interruption;
+    checkpoint when its ``due(epoch)`` says, at the end and on interruption;
     ``resume`` (from :meth:`mlpx.checkpoint.Checkpoint.restore`) continues a run exactly
     where it stopped, mid-epoch included. When ``stop.signum`` is set (by a signal handler)
     the current step finishes, a checkpoint is written and :class:`Interrupted` is raised.
@@ -272,6 +273,8 @@ class _Loop:
         cfg, st, result = self.cfg, self.st, self.result
         start = time.perf_counter()
         result.stopped_early = st.stopped
+        if self.checkpointer is not None:  # periodic checkpoints count from here
+            self.checkpointer.start(st.epoch)
         # Overflow and NaN are caught by the divergence guard with one clear line; NumPy's
         # own warnings about them would only add noise.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):

@@ -18,6 +18,7 @@ ARGS = [
     "dataset=digits",
     "trainer.epochs=8",
     "trainer.checkpoint_every=1",
+    "trainer.checkpoint_min_seconds=0",  # a checkpoint after every epoch, however fast
     "trainer.log_every_n_steps=3",
     "trainer.early_stopping.patience=0",
     "trainer.progress=true",
@@ -96,7 +97,8 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(
 @pytest.mark.slow
 def test_resume_of_a_finished_run_never_changes_it(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    base = [f"logger.tracking_uri={uri}", "dataset=iris", "trainer.checkpoint_every=1"]
+    base = [f"logger.tracking_uri={uri}", "dataset=iris", "trainer.checkpoint_every=1",
+            "trainer.checkpoint_min_seconds=0"]  # fmt: skip
     first = run_mlpx(tmp_path, *base, "trainer.epochs=4", "hydra.run.dir=run")
     assert first.returncode == 0, first.stderr
     (old,) = runs_of(uri)

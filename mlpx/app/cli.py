@@ -261,6 +261,7 @@ def run(cfg: DictConfig) -> float:
     checkpointer = Checkpointer(
         ckpt_dir, settings.trainer.checkpoint_every, settings.trainer.keep_checkpoints, tracker,
         meta={"config": params, "config_hash": chash},
+        min_seconds=settings.trainer.checkpoint_min_seconds,
     )  # fmt: skip
     stop = StopRequest()
     status, error, extras = "FAILED", None, {}

@@ -318,6 +318,7 @@ TRAINER: dict[str, Param] = {
     "direction": Param(Choice(DIRECTIONS), "maximize", "whether the objective is minimised"),
     "progress": Param(Switch(), "auto", "the progress bar (auto: on a terminal)"),
     "checkpoint_every": Param(Integer(low=0), 5, "epochs between checkpoints; 0: at the end"),
+    "checkpoint_min_seconds": Param(Number(low=0), 10.0, "min. seconds between checkpoints"),
     "keep_checkpoints": Param(Integer(low=1), 3, "checkpoints kept"),
     "resume": Param(
         Optional(Text("a path, an MLflow run id")), None, "a checkpoint, folder or run id"

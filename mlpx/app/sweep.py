@@ -76,6 +76,7 @@ HASH_EXCLUDE = (
     "trainer.progress",
     "trainer.resume",
     "trainer.checkpoint_every",
+    "trainer.checkpoint_min_seconds",
     "trainer.keep_checkpoints",
 )
 
