@@ -13,11 +13,12 @@ The key holds scikit-learn's and NumPy's versions (read from the installed metad
 by importing them): an upgrade that could change a generator's draws or a split misses
 the cache instead of reusing old arrays.
 
-Folder: ``$MLPX_DATA_CACHE``; by default ``$XDG_CACHE_HOME/mlpx/datasets`` (that is
-``~/.cache/mlpx/datasets``). ``MLPX_DATA_CACHE=off`` turns the cache off. The cache is an
-optimisation, never a reason to fail: a file that cannot be read or does not match its
-key is ignored (and rewritten), a folder that cannot be written is skipped, and sets
-larger than :data:`MAX_BYTES` are not cached. Files are written to a temporary name and
+Folder: ``$MLPX_DATA_CACHE``; by default ``datasets`` in :func:`mlpx.user_cache.cache_home`
+(``$MLPX_CACHE_HOME``, else ``$XDG_CACHE_HOME/mlpx``; that is ``~/.cache/mlpx/datasets``).
+``MLPX_DATA_CACHE=off`` turns the cache off. The cache is an optimisation, never a reason
+to fail: a file that cannot be read or does not match its key is ignored (and rewritten), a
+folder that cannot be written is skipped, and sets larger than :data:`MAX_BYTES` are not
+cached. Files are written to a temporary name and
 renamed, so a reader never sees half a file, also with parallel jobs.
 """
 
@@ -33,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from mlpx.user_cache import cache_home
 
 __all__ = ["MAX_BYTES", "CachedSplit", "cache_dir", "cache_key", "load", "save"]
 
@@ -57,14 +60,15 @@ class CachedSplit:
 
 
 def cache_dir() -> Path | None:
-    """The cache folder (not created here), or None when ``MLPX_DATA_CACHE=off``."""
+    """The cache folder (not created here), or None when ``MLPX_DATA_CACHE=off`` (or no
+    home folder is known)."""
     setting = os.environ.get("MLPX_DATA_CACHE", "").strip()
     if setting.lower() in _OFF and setting:
         return None
     if setting:
         return Path(setting).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
-    return Path(base).expanduser() / "mlpx" / "datasets"
+    home = cache_home()
+    return None if home is None else home / "datasets"
 
 
 def _version(dist: str) -> str:

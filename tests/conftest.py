@@ -50,10 +50,14 @@ def pytest_terminal_summary(terminalreporter) -> None:
 
 
 def pytest_configure(config) -> None:
-    """Split datasets cached in a folder of this session (mlpx/data_cache.py), not in ~/.cache;
-    the subprocesses the tests start inherit it. MLPX_DATA_CACHE set outside wins."""
+    """Split datasets (mlpx/data_cache.py) and MLflow's schema head
+    (mlpx/tracking/sqlite_store.py) cached in folders of this session, not in ~/.cache; the
+    subprocesses the tests start inherit them. MLPX_DATA_CACHE / MLPX_CACHE_HOME set outside
+    win."""
     import os
     import tempfile
 
     if "MLPX_DATA_CACHE" not in os.environ:
         os.environ["MLPX_DATA_CACHE"] = tempfile.mkdtemp(prefix="mlpx-data-cache-")
+    if "MLPX_CACHE_HOME" not in os.environ:
+        os.environ["MLPX_CACHE_HOME"] = tempfile.mkdtemp(prefix="mlpx-cache-")

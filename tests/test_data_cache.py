@@ -113,6 +113,7 @@ def test_off_writes_nothing_and_an_unwritable_folder_is_no_error(tmp_path, monke
 
 def test_default_folder_follows_xdg(monkeypatch, tmp_path):
     monkeypatch.delenv("MLPX_DATA_CACHE", raising=False)
+    monkeypatch.delenv("MLPX_CACHE_HOME", raising=False)  # tests/conftest.py sets it
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert data_cache.cache_dir() == tmp_path / "mlpx" / "datasets"
 

@@ -14,7 +14,12 @@ from pathlib import Path
 import pytest
 
 from mlpx.tracking import TrackingError, check_tracking_uri
-from mlpx.tracking.sqlite_store import ensure_sqlite_store, inspect_store, schema_head
+from mlpx.tracking.sqlite_store import (
+    compute_schema_head,
+    ensure_sqlite_store,
+    inspect_store,
+    schema_head,
+)
 from mlpx.tracking.store import is_permanent, is_transient, open_client, store_error
 from tests.cli_helpers import mlpx_env, run_mlpx, runs_of
 
@@ -55,7 +60,8 @@ def test_schema_head_is_what_a_fresh_store_has(tmp_path: Path) -> None:
     db = tmp_path / "mlflow.db"
     open_client(f"sqlite:///{db}").search_experiments()
     state = inspect_store(db)
-    assert schema_head() and state.complete and state.runs == 0
+    assert compute_schema_head() and state.complete and state.runs == 0
+    assert schema_head() == compute_schema_head()  # the cached head (mlflow_schema_head.json)
     assert not list(tmp_path.glob(".mlflow.db.mlpx-*"))  # the temporary store is gone
 
 
