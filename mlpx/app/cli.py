@@ -131,21 +131,42 @@ def _log_run_files(tracker: Any, cfg: DictConfig, job_dir: str | None) -> None:
 
 
 def _log_figures(tracker: Any, history: dict[str, list[tuple[int, float]]]) -> None:
-    """Learning curves and gradient norms: bare ``Figure`` objects (no pyplot to import or
-    close; the tracker saves them)."""
-    from mlpx.analysis import plots
+    """Learning curves and gradient norms (:func:`mlpx.app.offload.draw_figures`)."""
+    from mlpx.app.offload import draw_figures
 
-    epoch_steps = dict(history.get("epoch", []))  # step -> epoch, for per-epoch curves
-    by_epoch = {
-        k: [(int(epoch_steps[s]), v) for s, v in pts if s in epoch_steps]
-        for k, pts in history.items()
-        if k in ("train/loss", "train/accuracy", "val/loss", "val/accuracy")
-    }
-    for name, fig in (
-        ("figures/learning_curves.png", plots.learning_curves(by_epoch)),
-        ("figures/grad_norms.png", plots.grad_norms(history)),
-    ):
+    for name, fig in draw_figures(history):
         tracker.log_figure(fig, name)
+
+
+def _finish(tracker: Any, tail: Any, status: str, error: str | None) -> None:
+    """End the run: hand it to the sweep's helper process with its ``tail`` (figures, model;
+    the model is logged here while the helper is behind) when the job ended normally, else
+    do the tail here (best effort) and end it now (:mod:`mlpx.app.offload`)."""
+    if tail is not None and tail.work:
+        from mlpx.app.offload import current_worker
+        from mlpx.app.record import log_model_now
+
+        worker = current_worker()
+        if error is None and worker is not None:
+            if tail.model is not None and worker.busy:
+                log_model_now(tracker, **tail.model)
+                tail.model = None
+            try:
+                tracker.hand_off()
+            except Exception:  # the store misbehaves: finish() below says how
+                pass
+            else:
+                tail.status = status
+                worker.submit(tail)
+                return
+        try:
+            if tail.figures is not None:
+                _log_figures(tracker, tail.figures)
+            if tail.model is not None and error is None:
+                log_model_now(tracker, **tail.model)
+        except Exception as exc:
+            status, error = "FAILED", error or f"{type(exc).__name__}: {exc}"
+    tracker.finish(status, error=error)
 
 
 def _anchored(container: dict[str, Any]) -> dict[str, Any]:
@@ -203,6 +224,7 @@ def run(cfg: DictConfig) -> float:
 
     from mlpx.app import record
     from mlpx.app.build import build, build_tracker, run_tags
+    from mlpx.app.offload import figure_history
     from mlpx.app.record import group_tag
     from mlpx.app.resume import config_params, plan_resume, record_resume, resolve_resume
     from mlpx.checkpoint import Checkpointer, CheckpointError
@@ -265,6 +287,7 @@ def run(cfg: DictConfig) -> float:
     )  # fmt: skip
     stop = StopRequest()
     status, error, extras = "FAILED", None, {}
+    tail = record.run_tail(tracker) if multirun else None  # the sweep's helper ends the run
     command = record.reproduce_command(list(_task_overrides()))
     try:
         GUARD.enter("start")
@@ -304,7 +327,9 @@ def run(cfg: DictConfig) -> float:
             )
         draw = settings.logger.log_figures and settings.logger.name != "none"
         GUARD.enter("figures")
-        if draw:
+        if draw and tail is not None:
+            tail.figures = figure_history(result.history)
+        elif draw:
             _log_figures(tracker, result.history)
         GUARD.enter("analyses")
         _post_training_analyses(settings, model, data, tracker, result, draw)
@@ -313,7 +338,7 @@ def run(cfg: DictConfig) -> float:
         tracker.set_tags(
             {"best_epoch": str(result.best_epoch), "stopped_early": str(result.stopped_early)}
         )
-        record.end_record(settings, tracker, data, model, result, command)
+        record.end_record(settings, tracker, data, model, result, command, tail)
         status = "KILLED" if link and link.pruned_epoch else "FINISHED"  # pruned: KILLED
         tracker.set_tags(link.pruned_tags() if link else {})
         if link:
@@ -354,7 +379,7 @@ def run(cfg: DictConfig) -> float:
         record.stop_system_metrics(extras)
         with GUARD.section("deferred", "finish"):  # the run is ended whole
             checkpoint_phase("finish")
-            tracker.finish(status, error=error)
+            _finish(tracker, tail, status, error)
         if claim is not None:
             claim.release()
         if status == "FINISHED":

@@ -493,6 +493,7 @@ def analysis_settings(a: Mapping[str, Any]) -> AnalysisSettings:
 SWEEP: dict[str, Param] = {
     "force": Param(Flag(), False, "run jobs whose config already has a FINISHED run"),
     "stop_on_failure": Param(Flag(), False, "the first failing job stops the sweep"),
+    "artifact_worker": Param(Flag(), True, "a helper process logs figures and models"),
 }
 
 
@@ -502,6 +503,7 @@ class SweepSettings:
 
     force: bool = SWEEP["force"].default
     stop_on_failure: bool = SWEEP["stop_on_failure"].default
+    artifact_worker: bool = SWEEP["artifact_worker"].default
 
 
 def sweep_settings(sw: Mapping[str, Any]) -> SweepSettings:

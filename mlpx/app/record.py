@@ -117,12 +117,31 @@ def stop_system_metrics(extras: dict[str, Any]) -> None:
             _warn("stop the system metrics monitor", exc)
 
 
+def run_tail(tracker: Any) -> Any:
+    """A :class:`mlpx.app.offload.RunTail` for ``tracker``'s run when this process's sweep
+    has a helper process to end it (figures and model are then put there, not logged),
+    else None."""
+    from mlpx.app.offload import RunTail, current_worker
+
+    if current_worker() is None or not hasattr(tracker, "hand_off"):
+        return None
+    return RunTail(tracker.tracking_uri, tracker.run_id)
+
+
 def end_record(
-    settings: Settings, tracker: Any, data: Any, model: Any, result: Any, command: str
+    settings: Settings,
+    tracker: Any,
+    data: Any,
+    model: Any,
+    result: Any,
+    command: str,
+    tail: Any = None,
 ) -> str | None:
     """At the end of a finished run: the description with the result and (unless
     ``logger.log_model=false``) the model, registered as ``logger.register_model`` when
-    set. Prints the result line. Returns the logged model's URI (or None)."""
+    set (put in ``tail``, a :class:`mlpx.app.offload.RunTail`, when given: the sweep's
+    helper process logs it). Prints the result line. Returns the logged model's URI (or
+    None)."""
     print(f"mlpx: done: {result_line(result, settings.trainer.objective)}", file=sys.stderr)
     if not _is_mlflow(tracker):
         return None
@@ -132,6 +151,24 @@ def end_record(
     lg = settings.logger
     if not lg.log_model:
         return None
+    if tail is not None:
+        from mlpx.app.offload import DataSummary, NetArrays
+
+        tail.model = {
+            "net": NetArrays.of(model),
+            "data": DataSummary.of(data),
+            "step": result.steps,
+            "registered_model_name": lg.register_model,
+        }
+        return None
+    return log_model_now(tracker, model, data, result.steps, lg.register_model)
+
+
+def log_model_now(
+    tracker: Any, net: Any, data: Any, step: int, registered_model_name: str | None
+) -> str | None:
+    """Log ``net`` as the run's model now (:func:`mlpx.tracking.model.log_model`) and tag the
+    run ``mlpx.model_uri``; a failure is a warning (the run stands without the model)."""
     from mlpx.tracking.model import log_model
 
     try:
@@ -139,10 +176,10 @@ def end_record(
         info = log_model(
             tracker.tracking_uri,
             tracker.run_id,
-            model,
+            net,
             data,
-            step=result.steps,
-            registered_model_name=lg.register_model,
+            step=step,
+            registered_model_name=registered_model_name,
         )
     except Exception as exc:  # the run and its metrics stand without the model
         _warn("log the model", exc)

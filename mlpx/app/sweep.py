@@ -333,6 +333,17 @@ def _reopen_parent(uri: str, run_id: str, sweep_dir: Path) -> None:
         with_retry(client.set_tag, run_id, key, value, retries=retries, what="set tag")
 
 
+def _wants_worker(config: DictConfig, lg: Any) -> bool:
+    """``sweep.artifact_worker``, the jobs run in this process (Hydra's basic launcher) and
+    each has figures or a model to log (:mod:`mlpx.app.offload`)."""
+    launcher = str(OmegaConf.select(config, "hydra.launcher._target_", default=""))
+    return (
+        bool(OmegaConf.select(config, "sweep.artifact_worker", default=True))
+        and launcher.endswith(".BasicLauncher")
+        and bool(lg.get("log_figures", True) or lg.get("log_model", True))
+    )
+
+
 class MlflowSweepCallback(Callback):
     """Opens the sweep's parent run before the jobs, summarises and closes it after them.
 
@@ -351,6 +362,10 @@ class MlflowSweepCallback(Callback):
         lg = _logger(config)
         if lg.get("name", "mlflow") != "mlflow":
             return
+        if _wants_worker(config, lg):  # first: it starts while the store is prepared
+            from mlpx.app.offload import start_worker
+
+            start_worker()
         from mlpx.redact import mask_secrets
         from mlpx.tracking import (
             TrackingError,
@@ -435,6 +450,9 @@ class MlflowSweepCallback(Callback):
             return
         uri, run_id = self.parent
         self.parent = None
+        from mlpx.app.offload import stop_worker
+
+        stop_worker()  # every job's figures and model logged, its run ended: then the summary
         summary = None
         try:
             from mlpx.app.report import write_sweep_summary

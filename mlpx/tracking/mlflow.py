@@ -228,9 +228,10 @@ class _RunState:
 
     # -- ending --------------------------------------------------------------------------
 
-    def end(self, status: str, error: str | None) -> None:
-        """Send every value, record the error, set the terminal status. Raises the first
-        failure (after doing all it can)."""
+    def end(self, status: str, error: str | None, *, terminate: bool = True) -> None:
+        """Send every value, record the error, set the terminal status (not when
+        ``terminate`` is False: the run is handed off). Raises the first failure (after doing
+        all it can)."""
         with self.lock:
             if self.finished:
                 return
@@ -261,8 +262,9 @@ class _RunState:
                     first_error = first_error or e
                     _logger.warning("run %s: could not record the error: %s", self.run_id, e)
             try:
-                self.call(self.client.set_terminated, self.run_id, status, what="end run")
-                self.status = status
+                if terminate:
+                    self.call(self.client.set_terminated, self.run_id, status, what="end run")
+                self.status = status if terminate else "HANDED OFF"
             except Exception as e:
                 first_error = first_error or e
                 _logger.warning("run %s: could not set status %s: %s", self.run_id, status, e)
@@ -562,6 +564,13 @@ class MlflowTracker:
                 ) from e
         finally:
             self._finalizer.detach()
+
+    def hand_off(self) -> None:
+        """Like :meth:`finish` but the run stays RUNNING: every value is stored, the tracker
+        lets go of the run, and a helper process (:mod:`mlpx.app.offload`) ends it later."""
+        self._state.send_all()  # raises with the run still this tracker's to finish
+        self._state.end("FINISHED", None, terminate=False)
+        self._finalizer.detach()
 
     # -- state ---------------------------------------------------------------------------
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ __all__ = [
     "model_signature",
     "pip_requirements",
     "raw_features",
+    "save_model",
     "save_weights",
 ]
 
@@ -97,6 +100,49 @@ def pip_requirements() -> list[str]:
     return out
 
 
+def _pyfunc_arguments(folder: str, net: Any, data: Any, n_examples: int) -> dict[str, Any]:
+    """The arguments of ``mlflow.pyfunc.save_model`` / ``Model.log`` for ``net`` (its weights
+    written into ``folder``): the served model's code and artifacts, signature, input
+    example (``n_examples`` raw test rows, else training rows) and pinned requirements."""
+    X = data.X_test if data.X_test.shape[0] else data.X_train
+    weights = save_weights(Path(folder) / "weights.npz", net, data)
+    return {
+        "python_model": str(SERVED_MODEL),
+        "artifacts": {"weights": str(weights), "activations": str(ACTIVATIONS_FILE)},
+        "signature": model_signature(data.n_features, data.n_classes),
+        "input_example": raw_features(data, to_numpy(X[:n_examples])),
+        "pip_requirements": pip_requirements(),
+    }
+
+
+def save_model(path: str | os.PathLike, net: Any, data: Any, *, n_examples: int = 5) -> Path:
+    """Save ``net`` as the same MLflow model :func:`log_model` logs, into the new folder
+    ``path`` instead of a run (``mlflow.pyfunc.load_model(path)`` loads it); returns it."""
+    import mlflow.pyfunc
+
+    with tempfile.TemporaryDirectory(prefix="mlpx-model-") as tmp, _quiet_mlflow():
+        mlflow.pyfunc.save_model(path=str(path), **_pyfunc_arguments(tmp, net, data, n_examples))
+    return Path(path)
+
+
+@contextmanager
+def _quiet_mlflow() -> Iterator[None]:
+    """No progress bars, no "Validating input example" (INFO), no warning asking for type
+    hints on ``predict`` (the model has an explicit signature)."""
+    import warnings
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    quiet = logging.getLogger("mlflow.pyfunc")
+    level = quiet.level
+    quiet.setLevel(max(level, logging.WARNING))
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*type hint", category=UserWarning)
+            yield
+    finally:
+        quiet.setLevel(level)
+
+
 def log_model(
     tracking_uri: str,
     run_id: str,
@@ -113,14 +159,9 @@ def log_model(
     to the model. ``registered_model_name``: also a new version of that registered model.
     The input example is ``n_examples`` raw rows of the test split (else training).
     """
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    import warnings
-
     import mlflow
     from mlflow.models import Model
 
-    X = data.X_test if data.X_test.shape[0] else data.X_train
-    example = raw_features(data, to_numpy(X[:n_examples]))
     # Model.log reads MLflow's global URI: set it for the call, then put back what was there
     # (None when nothing was set or only MLFLOW_TRACKING_URI was: that keeps being read).
     previous = mlflow.get_tracking_uri()
@@ -142,23 +183,13 @@ def log_model(
             tags={"mlpx.run_name": run.info.run_name or ""},
             experiment_id=run.info.experiment_id,
         )
-        quiet = logging.getLogger("mlflow.pyfunc")  # "Validating input example ..." (INFO)
-        level = quiet.level
-        quiet.setLevel(max(level, logging.WARNING))
-        with tempfile.TemporaryDirectory(prefix="mlpx-model-") as tmp, warnings.catch_warnings():
-            # MLflow asks for type hints on predict; the model has an explicit signature.
-            warnings.filterwarnings("ignore", message=".*type hint", category=UserWarning)
-            weights = save_weights(Path(tmp) / "weights.npz", net, data)
+        with tempfile.TemporaryDirectory(prefix="mlpx-model-") as tmp, _quiet_mlflow():
             return Model.log(
                 artifact_path=None,
                 name=MODEL_NAME,
                 flavor=mlflow.pyfunc,
                 run_id=run_id,
-                python_model=str(SERVED_MODEL),
-                artifacts={"weights": str(weights), "activations": str(ACTIVATIONS_FILE)},
-                signature=model_signature(data.n_features, data.n_classes),
-                input_example=example,
-                pip_requirements=pip_requirements(),
+                **_pyfunc_arguments(tmp, net, data, n_examples),
                 registered_model_name=registered_model_name,
                 await_registration_for=0,
                 step=int(step),
@@ -170,8 +201,6 @@ def log_model(
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:
             os.environ["MLFLOW_TRACKING_URI"] = env_before
-        if "quiet" in locals():
-            quiet.setLevel(level)
 
 
 def logged_model_ids(client: Any, run_id: str) -> list[str]:
