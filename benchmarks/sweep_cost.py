@@ -69,17 +69,29 @@ for lr, widths, seed in itertools.product([0.001, 0.003, 0.01], [(64,), (128,)],
     clf.score(sc.transform(Xte), yte)
 """
 
-# Run in a child: mlpx's entry point with a clock around each phase's function.
+# Run in a child: mlpx's entry point with a clock around each phase's function (a phase
+# whose function an older checkout lacks is not clocked). Single runs and sweeps alike: in a
+# sweep the per-job phases add up over its jobs.
 PHASES = """
 import sys, time, json
 t0 = time.perf_counter()
 import mlpx.app.cli as cli
 import mlpx.app.build as build
 import mlpx.train as train
+import mlpx.app.report as report
+import mlpx.app.sweep as sweep
+import mlpx.tracking.model as tmodel
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+try:
+    import mlpx.app.offload as offload
+except ImportError:
+    offload = None
 t_import = time.perf_counter() - t0
 spent = {}
 def clock(owner, name, phase):
-    fn = getattr(owner, name)
+    fn = getattr(owner, name, None)
+    if fn is None:
+        return
     def wrapped(*a, **k):
         s = time.perf_counter()
         try:
@@ -93,6 +105,11 @@ clock(train, "fit", "training")
 clock(cli, "_sanity_checks", "analyses")
 clock(cli, "_post_training_analyses", "analyses")
 clock(cli, "_log_figures", "figures")
+clock(tmodel, "log_model", "model logging")
+clock(ConfigLoaderImpl, "load_sweep_config", "sweep: Hydra composing each job")
+clock(sweep.MlflowSweepCallback, "on_multirun_start", "sweep: start (MLflow import, parent run)")
+clock(offload, "stop_worker", "sweep: waiting for the artifact helper")
+clock(report, "write_sweep_summary", "sweep: summary")
 sys.argv = ["mlpx"] + sys.argv[1:]
 try:
     cli.entry()
@@ -150,7 +167,9 @@ def joblib_pair(root: str, overrides: str) -> dict[str, float]:
 
 
 def median_phases(samples: list[dict[str, float]]) -> dict[str, float]:
-    return {k: round(statistics.median(s[k] for s in samples), 3) for k in samples[0]}
+    """Each phase's median over ``samples`` (0 where a sample did not have it)."""
+    keys = list(dict.fromkeys(k for s in samples for k in s))
+    return {k: round(statistics.median(s.get(k, 0.0) for s in samples), 3) for k in keys}
 
 
 def main() -> None:
@@ -187,6 +206,7 @@ def main() -> None:
         "mlpx (fresh store)": [],
     }
     joblib_times: dict[str, list[float]] = {"one at a time": [], "joblib n_jobs=2": []}
+    grid_phases: dict[str, list[dict[str, float]]] = {"mlpx default": [], "mlpx lean": []}
     with tempfile.TemporaryDirectory() as root:
         # mlpx's split-dataset cache in this folder, warmed by each fresh_store run (as after
         # a user's first run); a cold cache is measured once more at the end.
@@ -197,6 +217,9 @@ def main() -> None:
                     break
                 times[name].append(wall(cmd, fresh_store(root)))
                 print(f"repeat {r}: {name} {times[name][-1]:.2f} s", flush=True)
+            for name in ("mlpx default", "mlpx lean"):  # where the grid's time goes
+                if not args.skip_grid:
+                    grid_phases[name].append(phases(sides[name][1:], fresh_store(root)))
             if args.joblib:
                 for k, v in joblib_pair(root, args.joblib).items():
                     joblib_times[k].append(v)
@@ -226,6 +249,7 @@ def main() -> None:
         },
         "single_median_s": {k: round(statistics.median(v), 2) for k, v in singles.items() if v},
         "single_phases_median_s": {k: median_phases(v) for k, v in breakdown.items() if v},
+        "sweep_phases_median_s": {k: median_phases(v) for k, v in grid_phases.items() if v},
         "joblib_sweep": args.joblib,
         "joblib_seconds": joblib_times,
     }
@@ -243,6 +267,8 @@ def main() -> None:
     for k in times:
         median, ratio = result["sweep_median_s"][k], result["sweep_ratio_to_sklearn"][k]
         print(f"| {k} | {median:.2f} | {ratio} |")
+    for k, v in result["sweep_phases_median_s"].items():
+        print(f"\nphases of the grid, {k} (s): " + ", ".join(f"{p} {t:.2f}" for p, t in v.items()))
     if result["single_median_s"]:
         print("\nsingle runs, median wall s:")
         for k, v in result["single_median_s"].items():

@@ -94,7 +94,7 @@ def test_a_run_ended_by_the_helper_records_what_a_run_that_ends_itself_records(
     tail = _tail(theirs, net2, iris, result2)
     theirs.hand_off()
     assert client.get_run(theirs.run_id).info.status == "RUNNING"  # the helper ends it
-    worker = ArtifactWorker()
+    worker = ArtifactWorker(store)
     try:
         worker.submit(tail)
     finally:
@@ -125,7 +125,7 @@ def test_a_dead_helper_s_runs_are_finished_by_the_main_process(
     tracker, net, result = _trained(store, iris, "orphan")
     tail = _tail(tracker, net, iris, result)
     tracker.hand_off()
-    worker = ArtifactWorker()
+    worker = ArtifactWorker(store)
     worker._process.kill()  # the helper dies (out of memory, killed) before it gets the tail
     worker._process.wait()
     worker.submit(tail)

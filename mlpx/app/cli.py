@@ -143,12 +143,12 @@ def _finish(tracker: Any, tail: Any, status: str, error: str | None) -> None:
     the model is logged here while the helper is behind) when the job ended normally, else
     do the tail here (best effort) and end it now (:mod:`mlpx.app.offload`)."""
     if tail is not None and tail.work:
-        from mlpx.app.offload import current_worker
+        from mlpx.app.offload import BEHIND, current_worker
         from mlpx.app.record import log_model_now
 
         worker = current_worker()
         if error is None and worker is not None:
-            if tail.model is not None and worker.busy:
+            if tail.model is not None and worker.backlog >= BEHIND:
                 log_model_now(tracker, **tail.model)
                 tail.model = None
             try:

@@ -40,6 +40,7 @@ import numpy as np
 from mlpx.backend import to_numpy
 
 __all__ = [
+    "BEHIND",
     "MAX_PENDING",
     "ArtifactWorker",
     "DataSummary",
@@ -55,6 +56,8 @@ __all__ = [
 
 #: Tails handed to the helper and not yet confirmed before :meth:`ArtifactWorker.submit` waits.
 MAX_PENDING = 4
+#: With this many tails waiting, a job logs its model itself (the helper is behind).
+BEHIND = 2
 _FIGURE_KEYS = ("train/loss", "train/accuracy", "val/loss", "val/accuracy")
 
 
@@ -214,21 +217,20 @@ def finish_tail(tail: RunTail) -> str | None:
     return error
 
 
-def _warm_up() -> None:
-    """Save a 2-feature model into a temporary folder and draw both figures once (MLflow's
-    model code and requirement checks, matplotlib's fonts: ~1 s the first time in a process)
-    while the main process starts its sweep, so that the first tail costs what the others do."""
+def _warm_up(tracking_uri: str | None) -> None:
+    """Open the store, draw both figures once and save a 2-feature model into a temporary
+    folder (MLflow's store and model code, its requirement checks, matplotlib's fonts: ~2 s
+    the first time in a process) while the main process starts its sweep, so that the first
+    tail costs what the others do."""
     import io
     import tempfile
 
     from mlpx.tracking.base import close_figure
     from mlpx.tracking.model import save_model
+    from mlpx.tracking.store import open_client, resolve_tracking_uri
 
-    net = NetArrays([np.eye(2)], [np.zeros(2)], ["identity"])
-    data = DataSummary(np.eye(2), np.eye(2), None, None, 2, 2, ["a", "b"])
-    with tempfile.TemporaryDirectory(prefix="mlpx-warm-up-") as tmp:
-        save_model(os.path.join(tmp, "model"), net, data)
-
+    uri = resolve_tracking_uri(tracking_uri)
+    _CLIENTS[uri] = open_client(uri)
     history = {
         "epoch": [(1, 1.0), (2, 2.0)],
         **{k: [(1, 0.5), (2, 0.25)] for k in (*_FIGURE_KEYS, "grad_norm/layer_1")},
@@ -236,10 +238,17 @@ def _warm_up() -> None:
     for _, fig in draw_figures(history):
         fig.savefig(io.BytesIO(), format="png", dpi=110)
         close_figure(fig)
+    net = NetArrays([np.eye(2)], [np.zeros(2)], ["identity"])
+    data = DataSummary(np.eye(2), np.eye(2), None, None, 2, 2, ["a", "b"])
+    with tempfile.TemporaryDirectory(prefix="mlpx-warm-up-") as tmp:
+        save_model(os.path.join(tmp, "model"), net, data)
 
 
-def serve(read_fd: int, write_fd: int) -> None:  # pragma: no cover - runs in the helper
-    """The helper's loop (``python -c "from mlpx.app.offload import serve; serve(r, w)"``):
+def serve(  # pragma: no cover - runs in the helper
+    read_fd: int, write_fd: int, tracking_uri: str | None = None
+) -> None:
+    """The helper's loop (``python -c "from mlpx.app.offload import serve; serve(r, w, uri)"``,
+    ``uri``: the sweep's ``logger.tracking_uri``, opened while warming up):
     finish each tail received on the pipe ``read_fd``, confirm it on ``write_fd`` as
     ``(run_id, error, warnings)``; stop at ``None`` or when the main process is gone (its end
     of the pipe closed), after finishing every tail already received."""
@@ -264,7 +273,7 @@ def serve(read_fd: int, write_fd: int) -> None:  # pragma: no cover - runs in th
 
     threading.Thread(target=receive, daemon=True).start()
     try:
-        _warm_up()
+        _warm_up(tracking_uri)
     except Exception:  # only time is at stake: the tails say what really fails
         pass
 
@@ -287,7 +296,7 @@ def serve(read_fd: int, write_fd: int) -> None:  # pragma: no cover - runs in th
 class ArtifactWorker:
     """The helper process and the tails it has not confirmed yet (see the module text)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tracking_uri: str | None = None) -> None:
         import subprocess
         from multiprocessing.connection import Connection
         from pathlib import Path
@@ -302,7 +311,8 @@ class ArtifactWorker:
                 [
                     sys.executable,
                     "-c",
-                    f"from mlpx.app.offload import serve; serve({to_read}, {to_write})",
+                    "from mlpx.app.offload import serve; "
+                    f"serve({to_read}, {to_write}, {tracking_uri!r})",
                 ],
                 pass_fds=(to_read, to_write),
                 stdin=subprocess.DEVNULL,
@@ -323,15 +333,15 @@ class ArtifactWorker:
         return self._process.poll() is None
 
     @property
-    def busy(self) -> bool:
-        """Whether tails handed over earlier are still being worked on (confirmations that
+    def backlog(self) -> int:
+        """How many tails handed over earlier are not confirmed yet (confirmations that
         arrived are taken first, without waiting)."""
         try:
             while self.pending and self._acks.poll(0):
                 self._collect()
         except OSError:
             pass
-        return bool(self.pending)
+        return len(self.pending)
 
     def submit(self, tail: RunTail) -> None:
         """Hand ``tail`` to the helper, after waiting for it to confirm older ones while
@@ -392,12 +402,13 @@ class ArtifactWorker:
 _WORKER: ArtifactWorker | None = None
 
 
-def start_worker() -> ArtifactWorker | None:
-    """Start this process's helper (once); None, with a warning, when it cannot start."""
+def start_worker(tracking_uri: str | None = None) -> ArtifactWorker | None:
+    """Start this process's helper (once) for the store at ``tracking_uri`` (None: MLflow's
+    default, as for the jobs); None, with a warning, when it cannot start."""
     global _WORKER
     if _WORKER is None:
         try:
-            _WORKER = ArtifactWorker()
+            _WORKER = ArtifactWorker(tracking_uri)
         except Exception as exc:
             print(
                 f"mlpx: warning: could not start the artifact helper process ({exc}); "

@@ -365,7 +365,8 @@ class MlflowSweepCallback(Callback):
         if _wants_worker(config, lg):  # first: it starts while the store is prepared
             from mlpx.app.offload import start_worker
 
-            start_worker()
+            uri = lg.get("tracking_uri")
+            start_worker(None if uri is None else str(uri))
         from mlpx.redact import mask_secrets
         from mlpx.tracking import (
             TrackingError,
