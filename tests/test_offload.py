@@ -136,6 +136,30 @@ def test_a_dead_helper_s_runs_are_finished_by_the_main_process(
     assert "the artifact helper process stopped" in capfd.readouterr().err
 
 
+def test_a_tail_the_helper_could_not_finish_is_finished_by_the_main_process(
+    store: str, iris
+) -> None:
+    client = mlflow.MlflowClient(store)
+    tracker, net, result = _trained(store, iris, "half-way")
+    tail = _tail(tracker, net, iris, result)
+    tracker.hand_off()
+    worker = ArtifactWorker(store)
+    real = worker._acks
+
+    class HelperGaveUp:  # what the helper sends when finish_tail raised
+        def recv(self) -> tuple:
+            real.close()
+            return (tail.run_id, "OperationalError: database is locked", False)
+
+    worker.pending[tail.run_id] = tail  # as submit() would, without sending it
+    worker._acks = HelperGaveUp()
+    assert worker._collect()
+    assert worker.pending == {} and worker.errors == {}  # ended here, without an error
+    content = _content(client, tracker.run_id)
+    assert content["status"] == "FINISHED" and content["models"] == 1
+    worker._tasks.close()
+
+
 def test_a_figure_that_cannot_be_drawn_fails_the_run_with_its_error(store: str, iris) -> None:
     client = mlflow.MlflowClient(store)
     tracker, net, result = _trained(store, iris, "broken")

@@ -32,7 +32,7 @@ import queue
 import signal
 import sys
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -145,18 +145,16 @@ class RunTail:
     status: str = "FINISHED"
     figures: dict[str, list[Any]] | None = None
     model: dict[str, Any] | None = None
-    warnings: list[str] = field(default_factory=list)
 
     @property
     def work(self) -> bool:
         return self.figures is not None or self.model is not None
 
 
-def _warn(tail: RunTail, what: str, exc: BaseException) -> str:
+def _warn(tail: RunTail, what: str, exc: BaseException) -> None:
     text = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
     line = f"mlpx: warning: run {tail.run_id}: could not {what}: {text}"
     print(line, file=sys.stderr, flush=True)
-    return line
 
 
 _CLIENTS: dict[str, Any] = {}
@@ -206,13 +204,13 @@ def finish_tail(tail: RunTail) -> str | None:
                 what="set tag mlpx.model_uri",
             )
         except Exception as exc:  # the run and its metrics stand without the model
-            tail.warnings.append(_warn(tail, "log the model", exc))
+            _warn(tail, "log the model", exc)
     if error is not None:
         try:
             client.set_tag(run_id, ERROR_TAG, error[:MAX_TAG_VAL_LENGTH])
             client.log_text(run_id, error, ERROR_ARTIFACT)
         except Exception as exc:
-            tail.warnings.append(_warn(tail, "record the error", exc))
+            _warn(tail, "record the error", exc)
     with_retry(client.set_terminated, run_id, status, retries=retries, what="end run")
     return error
 
@@ -250,7 +248,7 @@ def serve(  # pragma: no cover - runs in the helper
     """The helper's loop (``python -c "from mlpx.app.offload import serve; serve(r, w, uri)"``,
     ``uri``: the sweep's ``logger.tracking_uri``, opened while warming up):
     finish each tail received on the pipe ``read_fd``, confirm it on ``write_fd`` as
-    ``(run_id, error, warnings)``; stop at ``None`` or when the main process is gone (its end
+    ``(run_id, error, ended)``; stop at ``None`` or when the main process is gone (its end
     of the pipe closed), after finishing every tail already received."""
     from multiprocessing.connection import Connection
 
@@ -278,13 +276,14 @@ def serve(  # pragma: no cover - runs in the helper
         pass
 
     while (tail := inbox.get()) is not None:
+        ended = True
         try:
             error = finish_tail(tail)
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            _warn(tail, "finish the run", exc)
+        except Exception as exc:  # e.g. the store refused the status: the main process retries
+            error, ended = f"{type(exc).__name__}: {exc}", False
+            _warn(tail, "finish the run (mlpx tries again)", exc)
         try:
-            acks.send((tail.run_id, error, tail.warnings))
+            acks.send((tail.run_id, error, ended))
         except OSError:
             pass  # the main process is gone: go on with what was received
     # Exiting takes ~1 s (MLflow's exit handlers): let go of the terminal or of the pipes of
@@ -357,11 +356,13 @@ class ArtifactWorker:
     def _collect(self) -> bool:
         """Take one confirmation (waiting for it); False when the helper is gone instead."""
         try:
-            run_id, error, _ = self._acks.recv()
+            run_id, error, ended = self._acks.recv()
         except (EOFError, OSError):
             self._finish_here()
             return False
-        self.pending.pop(run_id, None)
+        tail = self.pending.pop(run_id, None)
+        if not ended and tail is not None:  # the helper failed half-way: once more, here
+            error = self._finish_one(tail)
         if error:
             self.errors[run_id] = error
         return True
@@ -377,13 +378,19 @@ class ArtifactWorker:
         )
         tails, self.pending = list(self.pending.values()), {}
         for tail in tails:
-            try:
-                error = finish_tail(tail)
-            except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
-                _warn(tail, "finish the run", exc)
+            error = self._finish_one(tail)
             if error:
                 self.errors[tail.run_id] = error
+
+    @staticmethod
+    def _finish_one(tail: RunTail) -> str | None:
+        """:func:`finish_tail` in this process; a failure is a warning (the run stays
+        RUNNING, as a job whose store fails at its end leaves it) and the run's error."""
+        try:
+            return finish_tail(tail)
+        except Exception as exc:
+            _warn(tail, "finish the run", exc)
+            return f"{type(exc).__name__}: {exc}"
 
     def close(self) -> dict[str, str]:
         """Wait for every tail, stop the helper; returns ``{run_id: error}`` of the runs
