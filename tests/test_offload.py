@@ -57,6 +57,14 @@ def _tail(tracker, net, iris, result) -> RunTail:
     )
 
 
+def _handed_off(store: str, iris, name: str) -> tuple:
+    """A trained run handed off (RUNNING, every value stored) and its tail."""
+    tracker, net, result = _trained(store, iris, name)
+    tail = _tail(tracker, net, iris, result)
+    tracker.hand_off()
+    return tracker, tail
+
+
 def _content(client, run_id: str) -> dict:
     run = client.get_run(run_id)
     files = sorted(f.path for f in client.list_artifacts(run_id, "figures"))
@@ -121,16 +129,13 @@ def test_a_run_ended_by_the_helper_records_what_a_run_that_ends_itself_records(
 def test_a_dead_helper_s_runs_are_finished_by_the_main_process(
     store: str, iris, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    client = mlflow.MlflowClient(store)
-    tracker, net, result = _trained(store, iris, "orphan")
-    tail = _tail(tracker, net, iris, result)
-    tracker.hand_off()
+    tracker, tail = _handed_off(store, iris, "orphan")
     worker = ArtifactWorker(store)
     worker._process.kill()  # the helper dies (out of memory, killed) before it gets the tail
     worker._process.wait()
     worker.submit(tail)
     assert worker.close() == {}
-    content = _content(client, tracker.run_id)
+    content = _content(mlflow.MlflowClient(store), tracker.run_id)
     assert content["status"] == "FINISHED" and content["models"] == 1
     assert len(content["figures"]) == 2
     assert "the artifact helper process stopped" in capfd.readouterr().err
@@ -139,10 +144,7 @@ def test_a_dead_helper_s_runs_are_finished_by_the_main_process(
 def test_a_tail_the_helper_could_not_finish_is_finished_by_the_main_process(
     store: str, iris
 ) -> None:
-    client = mlflow.MlflowClient(store)
-    tracker, net, result = _trained(store, iris, "half-way")
-    tail = _tail(tracker, net, iris, result)
-    tracker.hand_off()
+    tracker, tail = _handed_off(store, iris, "half-way")
     worker = ArtifactWorker(store)
     real = worker._acks
 
@@ -155,7 +157,7 @@ def test_a_tail_the_helper_could_not_finish_is_finished_by_the_main_process(
     worker._acks = HelperGaveUp()
     assert worker._collect()
     assert worker.pending == {} and worker.errors == {}  # ended here, without an error
-    content = _content(client, tracker.run_id)
+    content = _content(mlflow.MlflowClient(store), tracker.run_id)
     assert content["status"] == "FINISHED" and content["models"] == 1
     worker._tasks.close()
 
