@@ -216,19 +216,18 @@ def finish_tail(tail: RunTail) -> str | None:
 
 
 def _warm_up(tracking_uri: str | None) -> None:
-    """Open the store, draw both figures once and save a 2-feature model into a temporary
-    folder (MLflow's store and model code, its requirement checks, matplotlib's fonts: ~2 s
+    """Draw both figures once, save a 2-feature model into a temporary folder, then open the
+    store (matplotlib's fonts, MLflow's model code and requirement checks, its store: ~2.5 s
     the first time in a process) while the main process starts its sweep, so that the first
-    tail costs what the others do."""
+    tail costs what the others do. The store comes last: opening a SQLite store takes a lock
+    that the main process needs while it prepares the store and the parent run."""
     import io
     import tempfile
 
     from mlpx.tracking.base import close_figure
     from mlpx.tracking.model import save_model
-    from mlpx.tracking.store import open_client, resolve_tracking_uri
+    from mlpx.tracking.store import open_client, resolve_tracking_uri, uri_scheme
 
-    uri = resolve_tracking_uri(tracking_uri)
-    _CLIENTS[uri] = open_client(uri)
     history = {
         "epoch": [(1, 1.0), (2, 2.0)],
         **{k: [(1, 0.5), (2, 0.25)] for k in (*_FIGURE_KEYS, "grad_norm/layer_1")},
@@ -240,6 +239,12 @@ def _warm_up(tracking_uri: str | None) -> None:
     data = DataSummary(np.eye(2), np.eye(2), None, None, 2, 2, ["a", "b"])
     with tempfile.TemporaryDirectory(prefix="mlpx-warm-up-") as tmp:
         save_model(os.path.join(tmp, "model"), net, data)
+    uri = resolve_tracking_uri(tracking_uri)
+    if uri_scheme(uri) not in ("http", "https", "file", "databricks"):
+        # A database store: its module (SQLAlchemy, alembic: ~1 s) imported here, not while
+        # open_client holds the store's lock, which every job's tracker takes too.
+        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+    _CLIENTS[uri] = open_client(uri)
 
 
 def serve(  # pragma: no cover - runs in the helper
