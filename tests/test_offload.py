@@ -273,3 +273,34 @@ def test_a_sweep_records_the_same_with_and_without_the_helper(tmp_path) -> None:
         for key in ("sweep.artifact_worker", "logger.tracking_uri"):  # what the two differ in
             assert a["params"].pop(key) != b["params"].pop(key)
         assert a["params"] == b["params"]
+
+
+@pytest.mark.slow
+def test_identical_sweeps_in_opposite_orders_neither_wait_for_each_other(tmp_path) -> None:
+    """A job's config claim is held until the helper has ended its run (an identical job
+    waiting for it must find it FINISHED), and released while this sweep waits for another
+    claim: two sweeps over the same configs in opposite orders both finish, each config
+    trained once."""
+    import subprocess
+    import sys
+
+    from tests.cli_helpers import mlpx_env, runs_of
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["-m", f"logger.tracking_uri={uri}", "dataset=iris", "trainer.epochs=2"]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "mlpx", *args, f"trainer.seed={seeds}", f"hydra.sweep.dir=s{i}"],
+            cwd=tmp_path,
+            env=mlpx_env(),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i, seeds in enumerate(("0,1,2", "2,1,0"))
+    ]
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    trained = [r for r in runs_of(uri) if "epoch" in r.data.metrics]
+    seeds = sorted(r.data.params["trainer.seed"] for r in trained)
+    assert seeds == ["0", "1", "2"], "".join(errors)
+    assert all(r.info.status == "FINISHED" for r in trained)

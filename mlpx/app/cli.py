@@ -138,10 +138,12 @@ def _log_figures(tracker: Any, history: dict[str, list[tuple[int, float]]]) -> N
         tracker.log_figure(fig, name)
 
 
-def _finish(tracker: Any, tail: Any, status: str, error: str | None) -> None:
+def _finish(tracker: Any, tail: Any, status: str, error: str | None, claim: Any) -> bool:
     """End the run: hand it to the sweep's helper process with its ``tail`` (figures, model;
-    the model is logged here while the helper is behind) when the job ended normally, else
-    do the tail here (best effort) and end it now (:mod:`mlpx.app.offload`)."""
+    the model is logged here while the helper is behind) and the config's ``claim`` (held
+    until the helper has ended the run, so that an identical job waiting for it finds the
+    run FINISHED) when the job ended normally, else do the tail here (best effort) and end
+    it now (:mod:`mlpx.app.offload`). True when handed off."""
     if tail is not None and tail.work:
         from mlpx.app.offload import BEHIND, current_worker
         from mlpx.app.record import log_model_now
@@ -157,8 +159,8 @@ def _finish(tracker: Any, tail: Any, status: str, error: str | None) -> None:
                 pass
             else:
                 tail.status = status
-                worker.submit(tail)
-                return
+                worker.submit(tail, claim.release if claim is not None else None)
+                return True
         try:
             if tail.figures is not None:
                 _log_figures(tracker, tail.figures)
@@ -167,6 +169,7 @@ def _finish(tracker: Any, tail: Any, status: str, error: str | None) -> None:
         except Exception as exc:
             status, error = "FAILED", error or f"{type(exc).__name__}: {exc}"
     tracker.finish(status, error=error)
+    return False
 
 
 def _anchored(container: dict[str, Any]) -> dict[str, Any]:
@@ -377,10 +380,11 @@ def run(cfg: DictConfig) -> float:
         raise
     finally:
         record.stop_system_metrics(extras)
+        handed = False
         with GUARD.section("deferred", "finish"):  # the run is ended whole
             checkpoint_phase("finish")
-            _finish(tracker, tail, status, error)
-        if claim is not None:
+            handed = _finish(tracker, tail, status, error, claim)
+        if claim is not None and not handed:
             claim.release()
         if status == "FINISHED":
             record.print_where(settings, tracker, _choices().get("experiment"))

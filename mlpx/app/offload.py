@@ -32,6 +32,7 @@ import queue
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -331,15 +332,15 @@ class ArtifactWorker:
         self._acks = Connection(from_helper, writable=False)
         self.pending: dict[str, RunTail] = {}
         self.errors: dict[str, str] = {}  # run id -> the error its run ended with
+        self._done: dict[str, Callable[[], None]] = {}  # run id -> called once it is ended
 
     @property
     def alive(self) -> bool:
         return self._process.poll() is None
 
-    @property
-    def backlog(self) -> int:
-        """How many tails handed over earlier are not confirmed yet (confirmations that
-        arrived are taken first, without waiting)."""
+    def poll(self) -> int:
+        """Take the confirmations that arrived (without waiting: runs ended, their ``done``
+        called); return how many tails are still waiting."""
         try:
             while self.pending and self._acks.poll(0):
                 self._collect()
@@ -347,12 +348,20 @@ class ArtifactWorker:
             pass
         return len(self.pending)
 
-    def submit(self, tail: RunTail) -> None:
+    @property
+    def backlog(self) -> int:
+        """How many tails handed over earlier are not confirmed yet (:meth:`poll`)."""
+        return self.poll()
+
+    def submit(self, tail: RunTail, done: Callable[[], None] | None = None) -> None:
         """Hand ``tail`` to the helper, after waiting for it to confirm older ones while
-        :data:`MAX_PENDING` are waiting; a dead helper's tails are finished here."""
+        :data:`MAX_PENDING` are waiting; a dead helper's tails are finished here. ``done``
+        is called once the run is ended (e.g. releasing the job's config claim)."""
         while len(self.pending) >= MAX_PENDING and self._collect():
             pass
         self.pending[tail.run_id] = tail
+        if done is not None:
+            self._done[tail.run_id] = done
         try:
             self._tasks.send(tail)
         except OSError:  # the helper is gone
@@ -370,7 +379,13 @@ class ArtifactWorker:
             error = self._finish_one(tail)
         if error:
             self.errors[run_id] = error
+        self._ended(run_id)
         return True
+
+    def _ended(self, run_id: str) -> None:
+        done = self._done.pop(run_id, None)
+        if done is not None:
+            done()
 
     def _finish_here(self) -> None:
         if not self.pending:
@@ -386,6 +401,7 @@ class ArtifactWorker:
             error = self._finish_one(tail)
             if error:
                 self.errors[tail.run_id] = error
+            self._ended(tail.run_id)
 
     @staticmethod
     def _finish_one(tail: RunTail) -> str | None:

@@ -20,6 +20,7 @@ import hashlib
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -102,8 +103,24 @@ class ConfigClaim:
                 "mlpx: another process is training this same config; waiting for its run",
                 file=sys.stderr,
             )
-            fcntl.flock(self.fd, fcntl.LOCK_EX)
+            self._wait(fcntl)
         return self
+
+    def _wait(self, fcntl: Any) -> None:
+        """Poll for the lock; meanwhile this sweep's artifact helper may end runs whose
+        claims this process still holds (:mod:`mlpx.app.offload`): take its confirmations,
+        or two identical sweeps could each wait for a claim the other holds."""
+        from mlpx.app.offload import current_worker
+
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except OSError:
+                worker = current_worker()
+                if worker is not None:
+                    worker.poll()
+                time.sleep(0.1)
 
     def release(self) -> None:
         """Let the next job with this config go on (it will find this run)."""
