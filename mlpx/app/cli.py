@@ -150,7 +150,7 @@ def _finish(tracker: Any, tail: Any, status: str, error: str | None, claim: Any)
 
         worker = current_worker()
         if error is None and worker is not None:
-            if tail.model is not None and worker.backlog >= BEHIND:
+            if tail.model is not None and worker.poll() >= BEHIND:
                 log_model_now(tracker, **tail.model)
                 tail.model = None
             try:

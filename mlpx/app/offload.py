@@ -82,7 +82,7 @@ def draw_figures(history: dict[str, list[tuple[int, float]]]) -> list[tuple[str,
 
 def figure_history(history: dict[str, list[tuple[int, float]]]) -> dict[str, list[Any]]:
     """The part of ``history`` the figures read (what is sent to the helper)."""
-    keep = ("epoch", *_FIGURE_KEYS, "grad_norm/global")
+    keep = ("epoch", *_FIGURE_KEYS)
     return {k: list(v) for k, v in history.items() if k in keep or k.startswith("grad_norm/")}
 
 
@@ -347,11 +347,6 @@ class ArtifactWorker:
         except OSError:
             pass
         return len(self.pending)
-
-    @property
-    def backlog(self) -> int:
-        """How many tails handed over earlier are not confirmed yet (:meth:`poll`)."""
-        return self.poll()
 
     def submit(self, tail: RunTail, done: Callable[[], None] | None = None) -> None:
         """Hand ``tail`` to the helper, after waiting for it to confirm older ones while
