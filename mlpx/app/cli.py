@@ -172,6 +172,13 @@ def _finish(tracker: Any, tail: Any, status: str, error: str | None, claim: Any)
     return False
 
 
+def _collect_quietly(sketch: Any, tracker: Any) -> None:
+    try:
+        sketch.collect(tracker)
+    except Exception:  # the run's own error is the one to report
+        pass
+
+
 def _anchored(container: dict[str, Any]) -> dict[str, Any]:
     """With ``hydra.job.chdir=true``: the store stays where ``mlpx`` was launched."""
     from hydra.core.hydra_config import HydraConfig
@@ -252,6 +259,11 @@ def run(cfg: DictConfig) -> float:
         raise UserError(str(exc)) from None
     except TrackingError as exc:
         raise UserError(str(exc)) from None
+    sketch = None  # a single run's figures, drawn by a forked child (mlpx.app.figure_process)
+    if not multirun and lg.log_figures and lg.name != "none" and settings.mode != "gradcheck":
+        from mlpx.app.figure_process import start as start_figures
+
+        sketch = start_figures()
     resume_run = plan.continue_run if plan else None
     parent = read_sweep_info(sweep_dir).get("parent_run_id") if sweep_dir else None
     tracker = None
@@ -273,9 +285,11 @@ def run(cfg: DictConfig) -> float:
             )
             if checkpoint is not None:
                 tracker = record_resume(tracker, plan, checkpoint)
-    except TrackingError as exc:
-        raise UserError(str(exc), recorded=True) from None
-    except Killed as exc:
+    except (TrackingError, Killed) as exc:
+        if sketch is not None:
+            sketch.close()
+        if isinstance(exc, TrackingError):
+            raise UserError(str(exc), recorded=True) from None
         if tracker is not None:
             tracker.finish("KILLED", error=str(exc))
         raise
@@ -332,6 +346,8 @@ def run(cfg: DictConfig) -> float:
         GUARD.enter("figures")
         if draw and tail is not None:
             tail.figures = figure_history(result.history)
+        elif draw and sketch is not None:
+            sketch.submit(result.history)  # drawn while the model is logged, collected below
         elif draw:
             _log_figures(tracker, result.history)
         GUARD.enter("analyses")
@@ -342,6 +358,9 @@ def run(cfg: DictConfig) -> float:
             {"best_epoch": str(result.best_epoch), "stopped_early": str(result.stopped_early)}
         )
         record.end_record(settings, tracker, data, model, result, command, tail)
+        if sketch is not None:
+            sketch, drawn = None, sketch
+            drawn.collect(tracker)
         status = "KILLED" if link and link.pruned_epoch else "FINISHED"  # pruned: KILLED
         tracker.set_tags(link.pruned_tags() if link else {})
         if link:
@@ -383,6 +402,8 @@ def run(cfg: DictConfig) -> float:
         handed = False
         with GUARD.section("deferred", "finish"):  # the run is ended whole
             checkpoint_phase("finish")
+            if sketch is not None:  # the run failed after training: its figures, if drawn
+                _collect_quietly(sketch, tracker)
             handed = _finish(tracker, tail, status, error, claim)
         if claim is not None and not handed:
             claim.release()
