@@ -1,7 +1,7 @@
 """What a run and a sweep cost around their training: mlpx against a plain scikit-learn loop.
 
     python benchmarks/sweep_cost.py [--repeats 3] [--epochs 20] [--skip-single] [--skip-grid]
-        [--joblib "OVERRIDES" | --joblib ""] [--out FILE]
+        [--joblib "OVERRIDES" | --joblib ""] [--joblib-small "OVERRIDES" | ""] [--out FILE]
 
 (``PYTHONPATH=<another checkout>`` measures that checkout's mlpx: the children inherit it.)
 
@@ -19,9 +19,12 @@ beforehand (one `mlpx logger.experiment_name=warm trainer.epochs=1` run):
   ``MLPClassifier(hidden_layer_sizes=widths, learning_rate_init=lr, random_state=seed,
   max_iter=epochs, batch_size=32)`` on the same split (load, standardise, fit, score).
 
-The joblib comparison (``--joblib``): a sweep of 6 jobs that each train ~2.4 s (every epoch,
-no early stopping), one job at a time and with ``hydra/launcher=joblib
-hydra.launcher.n_jobs=2``; the speed-up is the ratio of their medians.
+The joblib comparisons (``--joblib``: widths [512, 256]; ``--joblib-small``: widths [128]):
+a sweep of 6 jobs that each train ~2.4 s (every epoch, no early stopping), one job at a time
+and with ``hydra/launcher=joblib hydra.launcher.n_jobs=2``; the speed-up is the ratio of
+their medians. Their peer: the same 6 networks fitted by scikit-learn's ``MLPClassifier``
+in a loop and under ``joblib.Parallel(n_jobs=2)`` (``SKLEARN_JOBLIB``), what two workers
+gain on this machine for such jobs without mlpx.
 
 mlpx's split-dataset cache (``MLPX_DATA_CACHE``, mlpx/data_cache.py) lives in the temporary
 folder and is warm after the first run, as for a user after their first run; one single run
@@ -45,6 +48,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "results" / "sweep_cost.json"
@@ -67,6 +71,39 @@ for lr, widths, seed in itertools.product([0.001, 0.003, 0.01], [(64,), (128,)],
                         max_iter=epochs, batch_size=32)
     clf.fit(sc.transform(Xtr), ytr)
     clf.score(sc.transform(Xte), yte)
+"""
+
+# The joblib comparisons' peer: the same 6 networks (digits' 70% training split, the
+# widths given, Adam at lr 0.001, batches of 32, every epoch of the number given, chosen so
+# that each fit takes ~2.5 s here, as the mlpx jobs train) fitted by scikit-learn's
+# MLPClassifier, one after the other in one process (BLAS on every core) or by
+# joblib.Parallel(n_jobs=2) (loky's workers: BLAS on one core each). Its speed-up is what
+# two workers gain for such jobs on this machine, without mlpx.
+SKLEARN_JOBLIB = """
+import sys, warnings
+from joblib import Parallel, delayed
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier
+from sklearn.preprocessing import StandardScaler
+
+def fit(seed):
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    X, y = load_digits(return_X_y=True)
+    Xtr, _, ytr, _ = train_test_split(X, y, test_size=0.3, random_state=seed, stratify=y)
+    clf = MLPClassifier(hidden_layer_sizes=widths, learning_rate_init=0.001, batch_size=32,
+                        max_iter=epochs, tol=0.0, n_iter_no_change=epochs + 1,
+                        random_state=seed)
+    clf.fit(StandardScaler().fit_transform(Xtr), ytr)
+
+n_jobs, epochs = int(sys.argv[1]), int(sys.argv[3])
+widths = tuple(int(w) for w in sys.argv[2].split(","))
+if n_jobs == 1:
+    for seed in range(6):
+        fit(seed)
+else:
+    Parallel(n_jobs=n_jobs)(delayed(fit)(seed) for seed in range(6))
 """
 
 # Run in a child: mlpx's entry point with a clock around each phase's function (a phase
@@ -147,21 +184,46 @@ def fresh_store(root: str) -> str:
     return folder
 
 
-# The joblib comparison: 6 jobs that train ~2.4 s each here (every epoch: no early stopping),
-# one at a time against hydra/launcher=joblib with 2 workers.
+# The joblib comparisons: 6 jobs that train ~2.4 s each here (every epoch: no early
+# stopping), one at a time against hydra/launcher=joblib with 2 workers, each with its
+# scikit-learn peer (widths, epochs). Big networks, whose matrix products BLAS spreads over
+# both cores when the jobs run one at a time, and a small one, which runs on one core.
 JOBLIB_SWEEP = (
     "trainer.seed=0,1,2,3,4,5 model.widths=[512,256] trainer.epochs=60 "
     "trainer.early_stopping.patience=0"
 )
+JOBLIB_PEER = ("512,256", "15")
+JOBLIB_SMALL_SWEEP = (
+    "trainer.seed=0,1,2,3,4,5 model.widths=[128] trainer.epochs=300 "
+    "trainer.early_stopping.patience=0"
+)
+JOBLIB_SMALL_PEER = ("128", "60")
 
 
-def joblib_pair(root: str, overrides: str) -> dict[str, float]:
-    """Wall seconds of the same sweep one job at a time and with 2 joblib workers."""
+def joblib_pair(root: str, overrides: str, peer: tuple[str, str]) -> dict[str, float]:
+    """Wall seconds of the same sweep one job at a time and with 2 joblib workers, and of
+    the scikit-learn peer's two sides (:data:`SKLEARN_JOBLIB` with ``peer``: widths,
+    epochs)."""
     args = ["mlpx", "-m", *overrides.split()]
+    sk = [sys.executable, "-c", SKLEARN_JOBLIB]
     return {
         "one at a time": wall(args, fresh_store(root)),
         "joblib n_jobs=2": wall(
             [*args, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], fresh_store(root)
+        ),
+        "scikit-learn one at a time": wall([*sk, "1", *peer], root),
+        "scikit-learn joblib n_jobs=2": wall([*sk, "2", *peer], root),
+    }
+
+
+def joblib_summary(times: dict[str, list[float]]) -> dict[str, Any]:
+    """Medians and the two speed-ups (mlpx's, the peer's) of :func:`joblib_pair`'s times."""
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {
+        "median_s": {k: round(v, 2) for k, v in med.items()},
+        "speedup": round(med["one at a time"] / med["joblib n_jobs=2"], 2),
+        "peer_speedup": round(
+            med["scikit-learn one at a time"] / med["scikit-learn joblib n_jobs=2"], 2
         ),
     }
 
@@ -184,6 +246,11 @@ def main() -> None:
         help="the overrides of the joblib comparison (its jobs should train >= 2 s each); "
         "'' skips it",
     )
+    parser.add_argument(
+        "--joblib-small",
+        default=JOBLIB_SMALL_SWEEP,
+        help="the same with a small network; '' skips it",
+    )
     parser.add_argument("--out", type=Path, default=OUT, help="where the JSON goes")
     args = parser.parse_args()
     epochs = f"trainer.epochs={args.epochs}"
@@ -205,7 +272,14 @@ def main() -> None:
         "mlpx logger=none": [],
         "mlpx (fresh store)": [],
     }
-    joblib_times: dict[str, list[float]] = {"one at a time": [], "joblib n_jobs=2": []}
+    pairs = {
+        name: (sweep, peer, {})
+        for name, sweep, peer in (
+            ("joblib", args.joblib, JOBLIB_PEER),
+            ("joblib_small", args.joblib_small, JOBLIB_SMALL_PEER),
+        )
+        if sweep
+    }
     grid_phases: dict[str, list[dict[str, float]]] = {"mlpx default": [], "mlpx lean": []}
     with tempfile.TemporaryDirectory() as root:
         # mlpx's split-dataset cache in this folder, warmed by each fresh_store run (as after
@@ -220,10 +294,10 @@ def main() -> None:
             for name in ("mlpx default", "mlpx lean"):  # where the grid's time goes
                 if not args.skip_grid:
                     grid_phases[name].append(phases(sides[name][1:], fresh_store(root)))
-            if args.joblib:
-                for k, v in joblib_pair(root, args.joblib).items():
-                    joblib_times[k].append(v)
-                    print(f"repeat {r}: {k} {v:.2f} s", flush=True)
+            for name, (sweep, peer, got) in pairs.items():
+                for k, v in joblib_pair(root, sweep, peer).items():
+                    got.setdefault(k, []).append(v)
+                    print(f"repeat {r}: {name}: {k} {v:.2f} s", flush=True)
             if args.skip_single:
                 continue
             store = fresh_store(root)
@@ -243,30 +317,27 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "sweep_seconds": {k: v for k, v in times.items()},
-        "sweep_median_s": {k: round(statistics.median(v), 2) for k, v in times.items()},
+        "sweep_median_s": {k: round(statistics.median(v), 2) for k, v in times.items() if v},
         "sweep_ratio_to_sklearn": {
-            k: round(statistics.median(v) / sk, 2) for k, v in times.items()
+            k: round(statistics.median(v) / sk, 2) for k, v in times.items() if v
         },
         "single_median_s": {k: round(statistics.median(v), 2) for k, v in singles.items() if v},
         "single_phases_median_s": {k: median_phases(v) for k, v in breakdown.items() if v},
         "sweep_phases_median_s": {k: median_phases(v) for k, v in grid_phases.items() if v},
-        "joblib_sweep": args.joblib,
-        "joblib_seconds": joblib_times,
     }
-    if joblib_times["one at a time"]:
-        one, two = (statistics.median(v) for v in joblib_times.values())
-        result["joblib_median_s"] = {
-            "one at a time": round(one, 2),
-            "joblib n_jobs=2": round(two, 2),
-        }
-        result["joblib_speedup"] = round(one / two, 2)
+    for name, (sweep, _, got) in pairs.items():
+        result[f"{name}_sweep"] = sweep
+        result[f"{name}_seconds"] = got
+        for k, v in joblib_summary(got).items():
+            result[f"{name}_{k}"] = v
     if args.skip_grid:
         result.pop("sweep_ratio_to_sklearn")
-    print(f"\n12-job digits grid ({result['grid']}), median of {args.repeats}:")
-    print("| side | wall s | x sklearn loop |\n|---|---:|---:|")
-    for k in times:
-        median, ratio = result["sweep_median_s"][k], result["sweep_ratio_to_sklearn"][k]
-        print(f"| {k} | {median:.2f} | {ratio} |")
+    if not args.skip_grid:
+        print(f"\n12-job digits grid ({result['grid']}), median of {args.repeats}:")
+        print("| side | wall s | x sklearn loop |\n|---|---:|---:|")
+        for k in times:
+            median, ratio = result["sweep_median_s"][k], result["sweep_ratio_to_sklearn"][k]
+            print(f"| {k} | {median:.2f} | {ratio} |")
     for k, v in result["sweep_phases_median_s"].items():
         print(f"\nphases of the grid, {k} (s): " + ", ".join(f"{p} {t:.2f}" for p, t in v.items()))
     if result["single_median_s"]:
@@ -275,10 +346,11 @@ def main() -> None:
             print(f"  {k}: {v:.2f}")
         for k, v in result["single_phases_median_s"].items():
             print(f"\nphases of {k} (s): " + ", ".join(f"{p} {t:.2f}" for p, t in v.items()))
-    if "joblib_speedup" in result:
+    for name, (sweep, _, _) in pairs.items():
         print(
-            f"\njoblib ({args.joblib}): {result['joblib_median_s']}, "
-            f"speed-up {result['joblib_speedup']}x"
+            f"\n{name} ({sweep}): {result[f'{name}_median_s']}, speed-up "
+            f"{result[f'{name}_speedup']}x; scikit-learn's MLPClassifier on the same 6 "
+            f"networks: {result[f'{name}_peer_speedup']}x"
         )
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwritten to {args.out}")
