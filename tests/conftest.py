@@ -89,3 +89,15 @@ def sqlite_store(tmp_path: Path, store_template: Path) -> str:
     dst = tmp_path / "mlflow.db"
     shutil.copyfile(store_template, dst)
     return f"sqlite:///{dst}"
+
+
+@pytest.fixture(scope="session")
+def shared_mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+    """One ``mlflow server`` on 127.0.0.1 (SQLite backend, proxied artifacts) for the tests
+    that need a real server but not a fresh one: starting one takes 10-14 s here. Each test
+    logs to an experiment of its own. Yields the server's URL."""
+    from tests.cli_helpers import mlflow_server
+
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    with mlflow_server(f"sqlite:///{folder / 'mlflow.db'}", folder) as base:
+        yield base

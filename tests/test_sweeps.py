@@ -3,8 +3,9 @@
 The slow tests run ``python -m mlpx`` in a temporary folder with a temporary SQLite store:
 joblib (2 workers x 4 jobs on a fresh store), an Optuna search of 4 trials, submitit_local,
 the summary artifacts and ``mlpx-report``, a sweep with a failing job, resuming, and a real
-``mlflow server`` on 127.0.0.1. Tests of a launcher or sweeper plugin skip without it
-(``pip install -e ".[sweep]"``).
+``mlflow server`` on 127.0.0.1 (the session's, shared with tests/test_reliability_secrets.py).
+Most start on a copy of an empty store (the ``sqlite_store`` fixture). Tests of a launcher
+or sweeper plugin skip without it (``pip install -e ".[sweep]"``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pytest
 from mlpx.app import report, summary
 from mlpx.app.config import TOP_KEYS
 from mlpx.app.sweep import all_swept_keys, config_hash, hashed_config, sweep_switches, swept_keys
-from tests.cli_helpers import client, mlflow_server, mlpx_env, run_module
+from tests.cli_helpers import client, mlpx_env, run_module
 from tests.cli_helpers import run_mlpx as mlpx
 
 
@@ -666,49 +667,47 @@ def test_an_interrupted_sweep_completes_when_launched_again(tmp_path: Path) -> N
 
 
 @pytest.mark.slow
-def test_sweep_against_a_real_tracking_server(tmp_path: Path) -> None:
+def test_sweep_against_a_real_tracking_server(tmp_path: Path, shared_mlflow_server: str) -> None:
     """`mlflow server` on 127.0.0.1 (SQLite backend, proxied artifacts), a 2-job sweep sent
     through MLFLOW_TRACKING_URI, the runs read back over HTTP."""
     import requests
 
-    server_dir = tmp_path / "server"
-    server_dir.mkdir()
-    with mlflow_server(f"sqlite:///{server_dir / 'mlflow.db'}", server_dir) as base:
-        work = tmp_path / "work"
-        work.mkdir()
-        env = mlpx_env(MLFLOW_TRACKING_URI=base)
-        proc = mlpx(work, "-m", *LEAN, "optimizer=sgd,adam", "logger.experiment_name=srv", env=env)
-        assert proc.returncode == 0, proc.stderr
-        assert not (work / "mlflow.db").exists()  # nothing went to a local store
+    base = shared_mlflow_server  # (its own experiment, srv)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = mlpx_env(MLFLOW_TRACKING_URI=base)
+    proc = mlpx(work, "-m", *LEAN, "optimizer=sgd,adam", "logger.experiment_name=srv", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert not (work / "mlflow.db").exists()  # nothing went to a local store
 
-        # Read back over HTTP, with the REST API itself.
-        exp = requests.get(
-            f"{base}/api/2.0/mlflow/experiments/get-by-name",
-            params={"experiment_name": "srv"},
-            timeout=10,
-        ).json()["experiment"]
-        found = requests.post(
-            f"{base}/api/2.0/mlflow/runs/search",
-            json={"experiment_ids": [exp["experiment_id"]], "max_results": 100},
-            timeout=10,
-        ).json()["runs"]
-        tags = [{t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in found]
-        parents = [t for t in tags if t.get("mlpx.sweep") == "parent"]
-        children = [(r, t) for r, t in zip(found, tags) if "mlflow.parentRunId" in t]
-        assert len(parents) == 1 and len(children) == 2
-        assert all(r["info"]["status"] == "FINISHED" for r, _ in children)
-        assert parents[0]["failed_jobs"] == "0"
-        pid = next(r["info"]["run_id"] for r, t in zip(found, tags) if t in parents)
-        listed = requests.get(
-            f"{base}/api/2.0/mlflow/artifacts/list",
-            params={"run_id": pid, "path": "summary"},
-            timeout=10,
-        ).json()
-        assert "summary/sweep_summary.md" in {f["path"] for f in listed.get("files", [])}
+    # Read back over HTTP, with the REST API itself.
+    exp = requests.get(
+        f"{base}/api/2.0/mlflow/experiments/get-by-name",
+        params={"experiment_name": "srv"},
+        timeout=10,
+    ).json()["experiment"]
+    found = requests.post(
+        f"{base}/api/2.0/mlflow/runs/search",
+        json={"experiment_ids": [exp["experiment_id"]], "max_results": 100},
+        timeout=10,
+    ).json()["runs"]
+    tags = [{t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in found]
+    parents = [t for t in tags if t.get("mlpx.sweep") == "parent"]
+    children = [(r, t) for r, t in zip(found, tags) if "mlflow.parentRunId" in t]
+    assert len(parents) == 1 and len(children) == 2
+    assert all(r["info"]["status"] == "FINISHED" for r, _ in children)
+    assert parents[0]["failed_jobs"] == "0"
+    pid = next(r["info"]["run_id"] for r, t in zip(found, tags) if t in parents)
+    listed = requests.get(
+        f"{base}/api/2.0/mlflow/artifacts/list",
+        params={"run_id": pid, "path": "summary"},
+        timeout=10,
+    ).json()
+    assert "summary/sweep_summary.md" in {f["path"] for f in listed.get("files", [])}
 
-        out = mlpx_report(work, "--parent", pid, env=env)
-        assert out.returncode == 0, out.stderr
-        assert out.stdout.count("| FINISHED |") == 2
+    out = mlpx_report(work, "--parent", pid, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("| FINISHED |") == 2
 
 
 @pytest.mark.usefixtures("sqlite_store")
