@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import shutil
+from pathlib import Path
+
+import pytest
 
 # The session's throwaway PostgreSQL server (a fixture), for tests/test_postgres.py.
 from tests.postgres import postgres  # noqa: F401
@@ -61,3 +65,39 @@ def pytest_configure(config) -> None:
         os.environ["MLPX_DATA_CACHE"] = tempfile.mkdtemp(prefix="mlpx-data-cache-")
     if "MLPX_CACHE_HOME" not in os.environ:
         os.environ["MLPX_CACHE_HOME"] = tempfile.mkdtemp(prefix="mlpx-cache-")
+
+
+@pytest.fixture(scope="session")
+def store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty, complete MLflow SQLite store, made once per session by mlpx's own
+    :func:`mlpx.tracking.sqlite_store.ensure_sqlite_store` (~2 s: MLflow's ~60 schema
+    migrations)."""
+    from mlpx.tracking.sqlite_store import ensure_sqlite_store
+
+    path = tmp_path_factory.mktemp("store-template") / "mlflow.db"
+    ensure_sqlite_store(path)
+    return path
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path, store_template: Path) -> str:
+    """``sqlite:///<tmp_path>/mlflow.db``: a copy of the session's empty store, for the
+    end-to-end tests that need a store of their own but not its creation (each mlpx process
+    on a missing store spends ~2 s migrating it). Creating a store, fresh or racing, stays
+    tested where it is the point: tests/test_reliability_store.py and the tests named
+    ``..._fresh_store``."""
+    dst = tmp_path / "mlflow.db"
+    shutil.copyfile(store_template, dst)
+    return f"sqlite:///{dst}"
+
+
+@pytest.fixture(scope="session")
+def shared_mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+    """One ``mlflow server`` on 127.0.0.1 (SQLite backend, proxied artifacts) for the tests
+    that need a real server but not a fresh one: starting one takes 10-14 s here. Each test
+    logs to an experiment of its own. Yields the server's URL."""
+    from tests.cli_helpers import mlflow_server
+
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    with mlflow_server(f"sqlite:///{folder / 'mlflow.db'}", folder) as base:
+        yield base

@@ -13,6 +13,11 @@ from tests.cli_helpers import run_mlpx as mlpx
 
 pytestmark = pytest.mark.slow
 
+#: Runs without analyses, figures and model, where the test reads none of them (the default
+#: run below records and checks everything). ``sqlite_store``: a copy of an empty store,
+#: where creating it is not what the test checks (the default run creates its own).
+LEAN = ("analysis=off", "logger.log_figures=false", "logger.log_model=false")
+
 
 EPOCH_METRICS = ["train/loss", "train/accuracy", "val/loss", "val/accuracy"]
 
@@ -85,6 +90,7 @@ ANALYSIS_FULL_ONLY = {
 }
 
 
+@pytest.mark.usefixtures("sqlite_store")
 def test_gradcheck_mode_prints_the_table_and_logs_it(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = mlpx(tmp_path, "mode=gradcheck", f"logger.tracking_uri={uri}", "model.activation=tanh")
@@ -108,6 +114,7 @@ def test_tracking_uri_setting_and_overrides_in_the_run(tmp_path: Path) -> None:
         "trainer.epochs=2",
         "optimizer=sgd",
         "optimizer.lr=0.1",
+        *LEAN,
     )
     assert proc.returncode == 0, proc.stderr
     assert not (tmp_path / "mlflow.db").exists()
@@ -119,6 +126,7 @@ def test_tracking_uri_setting_and_overrides_in_the_run(tmp_path: Path) -> None:
     assert "optimizer.lr=0.1" in Path(overrides).read_text()
 
 
+@pytest.mark.usefixtures("sqlite_store")
 def test_multirun_gives_one_parent_and_a_child_per_job(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = mlpx(
@@ -128,6 +136,7 @@ def test_multirun_gives_one_parent_and_a_child_per_job(tmp_path: Path) -> None:
         "dataset=iris",
         "trainer.epochs=2",
         "optimizer=sgd,adam",
+        *LEAN,
     )
     assert proc.returncode == 0, proc.stderr
     runs = runs_of(uri)
@@ -142,6 +151,7 @@ def test_multirun_gives_one_parent_and_a_child_per_job(tmp_path: Path) -> None:
     assert all("optimizer=" in r.info.run_name for r in children)  # the name says what varies
 
 
+@pytest.mark.usefixtures("sqlite_store")
 def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = mlpx(
@@ -152,6 +162,7 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None
         "trainer.epochs=3",
         "optimizer=sgd",
         "optimizer.lr=1e9,0.1",
+        *LEAN,
     )
     assert proc.returncode == 0, proc.stderr
     assert "training diverged at epoch" in proc.stderr

@@ -240,14 +240,17 @@ def _children(uri: str) -> dict[str, dict]:
 
 
 @pytest.mark.slow
-def test_a_sweep_records_the_same_with_and_without_the_helper(tmp_path) -> None:
+def test_a_sweep_records_the_same_with_and_without_the_helper(tmp_path, store_template) -> None:
     """Issue 14: "a run's store content is the same whichever way it was made fast"."""
+    import shutil
+
     from tests.cli_helpers import run_mlpx
 
     sweeps = {}
     for worker in ("true", "false"):
         folder = tmp_path / worker
         folder.mkdir()
+        shutil.copyfile(store_template, folder / "mlflow.db")  # an empty store, made before
         uri = f"sqlite:///{folder}/mlflow.db"
         proc = run_mlpx(
             folder,
@@ -276,6 +279,7 @@ def test_a_sweep_records_the_same_with_and_without_the_helper(tmp_path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("sqlite_store")  # an empty store made before (not the point here)
 def test_identical_sweeps_in_opposite_orders_neither_wait_for_each_other(tmp_path) -> None:
     """A job's config claim is held until the helper has ended its run (an identical job
     waiting for it must find it FINISHED), and released while this sweep waits for another

@@ -31,6 +31,9 @@ def digits():
     return load_dataset("digits", seed=0)
 
 
+#: Runs whose figures, analyses and model no test of this file reads.
+LEAN = ("analysis=off", "logger.log_figures=false", "logger.log_model=false")
+
 CFG = TrainerSettings(
     epochs=6,
     batch_size=64,
@@ -133,6 +136,7 @@ def test_same_config_and_seed_give_identical_metrics(digits) -> None:
 # ------------------------------------------------------------------ the command (slow)
 
 
+@pytest.mark.usefixtures("sqlite_store")
 @pytest.mark.slow
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_checkpoints_kills_the_run_and_resume_completes(
@@ -186,14 +190,17 @@ def test_signal_checkpoints_kills_the_run_and_resume_completes(
     assert epochs[-1] == 5.0 and len(epochs) == len(set(epochs))  # no epoch logged twice
 
 
+@pytest.mark.usefixtures("sqlite_store")
 @pytest.mark.slow
 def test_resume_by_run_id(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    first = run_mlpx(tmp_path, f"logger.tracking_uri={uri}", "dataset=iris", "trainer.epochs=2")
+    lean = ("analysis=off", "logger.log_figures=false")  # read: metrics, tags, checkpoint
+    first = run_mlpx(tmp_path, f"logger.tracking_uri={uri}", "dataset=iris", "trainer.epochs=2",
+                     *lean)  # fmt: skip
     assert first.returncode == 0, first.stderr
     (run,) = runs_of(uri)
     again = run_mlpx(tmp_path, f"logger.tracking_uri={uri}", "dataset=iris", "trainer.epochs=4",
-                     f"trainer.resume={run.info.run_id}")  # fmt: skip
+                     *lean, f"trainer.resume={run.info.run_id}")  # fmt: skip
     assert again.returncode == 0, again.stderr
     runs = {r.info.run_id: r for r in runs_of(uri)}  # a FINISHED run is never changed:
     assert runs.pop(run.info.run_id).data.metrics["epoch"] == 2.0  # a new run goes on
@@ -202,6 +209,7 @@ def test_resume_by_run_id(tmp_path: Path) -> None:
     assert new.data.tags["mlpx.resumed_from_run"] == run.info.run_id
 
 
+@pytest.mark.usefixtures("sqlite_store")
 @pytest.mark.slow
 def test_divergence_in_a_single_run_fails_it_with_a_tag(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -213,21 +221,27 @@ def test_divergence_in_a_single_run_fails_it_with_a_tag(tmp_path: Path) -> None:
     assert run.info.status == "FAILED" and run.data.tags["diverged"] == "true"
 
 
+@pytest.mark.usefixtures("sqlite_store")
 @pytest.mark.slow
 def test_divergence_inside_a_sweep_the_other_jobs_finish(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = run_mlpx(tmp_path, "-m", f"logger.tracking_uri={uri}", "dataset=iris",
-                    "trainer.epochs=3", "optimizer=sgd", "optimizer.lr=0.1,1e9,0.05")  # fmt: skip
+                    "trainer.epochs=3", "optimizer=sgd", "optimizer.lr=0.1,1e9,0.05",
+                    *LEAN)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     children = [r for r in runs_of(uri) if "mlflow.parentRunId" in r.data.tags]
     status = sorted((r.data.params["optimizer.lr"], r.info.status) for r in children)
     assert status == [("0.05", "FINISHED"), ("0.1", "FINISHED"), ("1000000000.0", "FAILED")]
 
 
+@pytest.mark.usefixtures("sqlite_store")
 @pytest.mark.slow
 def test_runs_record_what_repeats_them(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    proc = run_mlpx(tmp_path, f"logger.tracking_uri={uri}", "dataset=iris", "trainer.epochs=2")
+    # no figures and no model: neither is compared (the metrics of the analyses are)
+    lean = ("logger.log_figures=false", "logger.log_model=false")
+    proc = run_mlpx(tmp_path, f"logger.tracking_uri={uri}", "dataset=iris", "trainer.epochs=2",
+                    *lean)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     (run,) = runs_of(uri)
     tags = run.data.tags
@@ -239,7 +253,8 @@ def test_runs_record_what_repeats_them(tmp_path: Path) -> None:
         .tracking.MlflowClient(uri)
         .list_artifacts(run.info.run_id, "config")
     }
-    again = run_mlpx(tmp_path, f"logger.tracking_uri={uri}", "dataset=iris", "trainer.epochs=2")
+    again = run_mlpx(tmp_path, f"logger.tracking_uri={uri}", "dataset=iris", "trainer.epochs=2",
+                     *lean)  # fmt: skip
     assert again.returncode == 0
     a, b = runs_of(uri)
     assert a.data.metrics == b.data.metrics

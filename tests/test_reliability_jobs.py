@@ -56,6 +56,7 @@ def test_config_claim_is_exclusive_across_processes() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("sqlite_store")  # an empty store made before (not the point here)
 def test_two_identical_sweeps_started_together_train_each_config_once(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     args = ["-m", f"logger.tracking_uri={uri}", "dataset=iris", "trainer.epochs=2",
@@ -93,6 +94,7 @@ def test_job_chdir_keeps_the_store_where_mlpx_was_launched(tmp_path: Path) -> No
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("sqlite_store")  # an empty store made before (not the point here)
 def test_resume_by_run_id_leaves_no_temporary_folder(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = mlpx_env(TMPDIR=str(tmp_path / "tmp"))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlpx.redact import has_secret, mask_secrets
-from tests.cli_helpers import client, mlflow_server, run_mlpx, runs_of
+from tests.cli_helpers import client, run_mlpx, runs_of
 
 CASES = [
     ("http://user:password@host:5000/x", "http://***@host:5000/x"),
@@ -57,35 +57,36 @@ def test_log_records_are_masked(caplog: pytest.LogCaptureFixture) -> None:
 
 
 @pytest.mark.slow
-def test_tracking_uri_password_is_stored_and_printed_nowhere(tmp_path: Path) -> None:
+def test_tracking_uri_password_is_stored_and_printed_nowhere(
+    tmp_path: Path, shared_mlflow_server: str
+) -> None:
     """A real ``mlflow server``; the URI carries user:password (sent as basic auth, which the
     server ignores). Params, tags, config/config.yaml, config/overrides.yaml, the error tag
     of a failed run and stderr must not hold the password."""
-    server_dir = tmp_path / "server"
-    server_dir.mkdir()
-    with mlflow_server(f"sqlite:///{server_dir / 'mlflow.db'}", server_dir) as base:
-        port = int(base.rsplit(":", 1)[1])
-        secret = "hunter2pw"
-        uri = f"http://alice:{secret}@127.0.0.1:{port}"
-        work = tmp_path / "work"
-        work.mkdir()
-        ok = run_mlpx(work, f"logger.tracking_uri={uri}", "dataset=iris", "trainer.epochs=1")
-        assert ok.returncode == 0, ok.stderr
-        bad = run_mlpx(work, f"logger.tracking_uri={uri}", "dataset=iris", "trainer.epochs=1",
-                       "optimizer=sgd", "optimizer.lr=1e300", "trainer.epochs=3")  # fmt: skip
-        assert bad.returncode == 2, bad.stderr
-        for proc in (ok, bad):
-            assert secret not in proc.stderr + proc.stdout
-        runs = runs_of(base)
-        assert sorted(r.info.status for r in runs) == ["FAILED", "FINISHED"]
-        c = client(base)
-        for run in runs:
-            assert run.data.params["logger.tracking_uri"] == f"http://***@127.0.0.1:{port}"
-            everything = [*run.data.params.values(), *run.data.tags.values(), run.info.run_name]
-            assert not [v for v in everything if secret in v]
-            for name in ("config/config.yaml", "config/overrides.yaml"):
-                text = Path(c.download_artifacts(run.info.run_id, name, str(tmp_path))).read_text()
-                assert "127.0.0.1" in text and secret not in text, name
+    base = shared_mlflow_server  # the session's server; this test's experiment: secrets
+    port = int(base.rsplit(":", 1)[1])
+    secret = "hunter2pw"
+    uri = f"http://alice:{secret}@127.0.0.1:{port}"
+    work = tmp_path / "work"
+    work.mkdir()
+    at = (f"logger.tracking_uri={uri}", "logger.experiment_name=secrets")
+    ok = run_mlpx(work, *at, "dataset=iris", "trainer.epochs=1")
+    assert ok.returncode == 0, ok.stderr
+    bad = run_mlpx(work, *at, "dataset=iris", "trainer.epochs=1",
+                   "optimizer=sgd", "optimizer.lr=1e300", "trainer.epochs=3")  # fmt: skip
+    assert bad.returncode == 2, bad.stderr
+    for proc in (ok, bad):
+        assert secret not in proc.stderr + proc.stdout
+    runs = runs_of(base, "secrets")
+    assert sorted(r.info.status for r in runs) == ["FAILED", "FINISHED"]
+    c = client(base)
+    for run in runs:
+        assert run.data.params["logger.tracking_uri"] == f"http://***@127.0.0.1:{port}"
+        everything = [*run.data.params.values(), *run.data.tags.values(), run.info.run_name]
+        assert not [v for v in everything if secret in v]
+        for name in ("config/config.yaml", "config/overrides.yaml"):
+            text = Path(c.download_artifacts(run.info.run_id, name, str(tmp_path))).read_text()
+            assert "127.0.0.1" in text and secret not in text, name
 
 
 def test_masked_stream_masks_what_libraries_print() -> None:

@@ -3,8 +3,9 @@
 The slow tests run ``python -m mlpx`` in a temporary folder with a temporary SQLite store:
 joblib (2 workers x 4 jobs on a fresh store), an Optuna search of 4 trials, submitit_local,
 the summary artifacts and ``mlpx-report``, a sweep with a failing job, resuming, and a real
-``mlflow server`` on 127.0.0.1. Tests of a launcher or sweeper plugin skip without it
-(``pip install -e ".[sweep]"``).
+``mlflow server`` on 127.0.0.1 (the session's, shared with tests/test_reliability_secrets.py).
+Most start on a copy of an empty store (the ``sqlite_store`` fixture). Tests of a launcher
+or sweeper plugin skip without it (``pip install -e ".[sweep]"``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pytest
 from mlpx.app import report, summary
 from mlpx.app.config import TOP_KEYS
 from mlpx.app.sweep import all_swept_keys, config_hash, hashed_config, sweep_switches, swept_keys
-from tests.cli_helpers import client, mlflow_server, mlpx_env, run_module
+from tests.cli_helpers import client, mlpx_env, run_module
 from tests.cli_helpers import run_mlpx as mlpx
 
 
@@ -34,6 +35,12 @@ def mlpx_report(cwd: Path, *args: str, env: dict[str, str] | None = None):
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ("dataset=iris", "trainer.epochs=2")
+#: No analyses and no model: what the sweep tests read is the runs, their statuses, params and
+#: tags, and the parent's summary (figures included; a run with everything on:
+#: tests/test_cli.py and tests/test_tracking_cli.py).
+QUICK = (*FAST, "analysis=off", "logger.log_model=false")
+#: ... and no figures either, where the test reads no summary figure.
+LEAN = (*QUICK, "logger.log_figures=false")
 #: The lead's wiring in cli.py/config.py (the ``sweep`` group, config-hash tags, skipping
 #: FINISHED configs, stop_on_failure) comes with the ``sweep`` top-level key.
 WIRED = "sweep" in TOP_KEYS
@@ -418,12 +425,13 @@ def test_joblib_two_workers_four_jobs_on_a_fresh_store(tmp_path: Path) -> None:
     assert parent.data.tags["failed_jobs"] == "0" and parent.data.tags["jobs"] == "4"
 
 
+@pytest.mark.usefixtures("sqlite_store")
 @pytest.mark.slow
 def test_optuna_search_of_four_trials(tmp_path: Path) -> None:
     needs_optuna_sweeper()
     uri, at = store(tmp_path)
     # no -m: the hparams_search config sets hydra.mode=MULTIRUN
-    proc = mlpx(tmp_path, SEARCH, "hydra.sweeper.n_trials=4", at, *FAST)
+    proc = mlpx(tmp_path, SEARCH, "hydra.sweeper.n_trials=4", at, *QUICK)
     assert proc.returncode == 0, proc.stderr
     parents, children = split(all_runs(uri))
     assert len(parents) == 1 and len(children) == 4
@@ -446,6 +454,7 @@ def test_optuna_search_of_four_trials(tmp_path: Path) -> None:
     } <= artifact_paths(uri, pid)
 
 
+@pytest.mark.usefixtures("sqlite_store")
 @pytest.mark.slow
 def test_submitit_local_two_jobs(tmp_path: Path) -> None:
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
@@ -456,7 +465,7 @@ def test_submitit_local_two_jobs(tmp_path: Path) -> None:
         "hydra/launcher=submitit_local",
         "hydra.launcher.timeout_min=5",
         at,
-        *FAST,
+        *LEAN,
         "optimizer=sgd,adam",
     )
     assert proc.returncode == 0, proc.stderr
@@ -475,10 +484,11 @@ def test_slurm_launcher_config_composes(tmp_path: Path) -> None:
     assert "timeout_min: 60" in proc.stdout and "gpus_per_node: 0" in proc.stdout
 
 
+@pytest.mark.usefixtures("sqlite_store")
 @pytest.mark.slow
 def test_summary_artifacts_and_report_command(tmp_path: Path) -> None:
     uri, at = store(tmp_path)
-    proc = mlpx(tmp_path, "-m", at, *FAST, "optimizer=sgd,adam", "trainer.seed=0,1")
+    proc = mlpx(tmp_path, "-m", at, *QUICK, "optimizer=sgd,adam", "trainer.seed=0,1")
     assert proc.returncode == 0, proc.stderr
     assert "mlpx: sweep summary: 4 runs: 4 finished, 0 failed" in proc.stderr
     parents, children = split(all_runs(uri))
@@ -531,10 +541,11 @@ def test_summary_artifacts_and_report_command(tmp_path: Path) -> None:
     assert out.returncode == 2 and "no experiment 'nope'" in out.stderr and "mlpx" in out.stderr
 
 
+@pytest.mark.usefixtures("sqlite_store")
 @pytest.mark.slow
 def test_a_failing_job_is_listed_and_the_others_finish(tmp_path: Path) -> None:
     uri, at = store(tmp_path)
-    proc = mlpx(tmp_path, "-m", at, *FAST, "optimizer=sgd", "optimizer.lr=1e9,0.1")
+    proc = mlpx(tmp_path, "-m", at, *LEAN, "optimizer=sgd", "optimizer.lr=1e9,0.1")
     assert proc.returncode == 0, proc.stderr
     parents, children = split(all_runs(uri))
     status = {r.data.params["optimizer.lr"]: r.info.status for r in children}
@@ -547,6 +558,7 @@ def test_a_failing_job_is_listed_and_the_others_finish(tmp_path: Path) -> None:
     assert "1000000000.0" in failed and "diverged" in failed
 
 
+@pytest.mark.usefixtures("sqlite_store")
 @pytest.mark.slow
 @needs_wiring
 def test_stop_on_failure_stops_the_sweep(tmp_path: Path) -> None:
@@ -555,7 +567,7 @@ def test_stop_on_failure_stops_the_sweep(tmp_path: Path) -> None:
         tmp_path,
         "-m",
         at,
-        *FAST,
+        *LEAN,
         "sweep.stop_on_failure=true",
         "optimizer=sgd",
         "optimizer.lr=1e9,0.1",
@@ -568,11 +580,12 @@ def test_stop_on_failure_stops_the_sweep(tmp_path: Path) -> None:
     assert parent.data.tags["mlpx.sweep_stopped"] == "true"
 
 
+@pytest.mark.usefixtures("sqlite_store")
 @pytest.mark.slow
 @needs_wiring
 def test_resume_skips_finished_configs_and_reruns_failed_ones(tmp_path: Path) -> None:
     uri, at = store(tmp_path)
-    sweep = ("-m", at, *FAST, "optimizer=sgd", "optimizer.lr=1e9,0.1")
+    sweep = ("-m", at, *LEAN, "optimizer=sgd", "optimizer.lr=1e9,0.1")
     assert mlpx(tmp_path, *sweep).returncode == 0
     first = all_runs(uri)
     assert len(first) == 3
@@ -594,11 +607,12 @@ def test_resume_skips_finished_configs_and_reruns_failed_ones(tmp_path: Path) ->
     assert len(parents) == 2 and len(children) == 5
 
 
+@pytest.mark.usefixtures("sqlite_store")
 @pytest.mark.slow
 @needs_wiring
 def test_a_complete_sweep_launched_again_creates_no_runs(tmp_path: Path) -> None:
     uri, at = store(tmp_path)
-    sweep = ("-m", at, *FAST, "optimizer=sgd,adam")
+    sweep = ("-m", at, *LEAN, "optimizer=sgd,adam")
     assert mlpx(tmp_path, *sweep).returncode == 0
     before = {r.info.run_id for r in all_runs(uri)}
     objectives = {r.info.run_id: r.data.metrics["objective"] for r in split(all_runs(uri))[1]}
@@ -610,11 +624,12 @@ def test_a_complete_sweep_launched_again_creates_no_runs(tmp_path: Path) -> None
         assert f"objective {value:.4f}" in proc.stderr, rid
 
 
+@pytest.mark.usefixtures("sqlite_store")
 @pytest.mark.slow
 @needs_wiring
 def test_an_interrupted_sweep_completes_when_launched_again(tmp_path: Path) -> None:
     uri, at = store(tmp_path)
-    sweep = ("-m", at, "dataset=digits", "trainer.epochs=15", "trainer.seed=0,1,2")
+    sweep = ("-m", at, "dataset=digits", "trainer.epochs=15", "trainer.seed=0,1,2", *LEAN[2:])
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlpx", *sweep],
         cwd=tmp_path,
@@ -652,56 +667,55 @@ def test_an_interrupted_sweep_completes_when_launched_again(tmp_path: Path) -> N
 
 
 @pytest.mark.slow
-def test_sweep_against_a_real_tracking_server(tmp_path: Path) -> None:
+def test_sweep_against_a_real_tracking_server(tmp_path: Path, shared_mlflow_server: str) -> None:
     """`mlflow server` on 127.0.0.1 (SQLite backend, proxied artifacts), a 2-job sweep sent
     through MLFLOW_TRACKING_URI, the runs read back over HTTP."""
     import requests
 
-    server_dir = tmp_path / "server"
-    server_dir.mkdir()
-    with mlflow_server(f"sqlite:///{server_dir / 'mlflow.db'}", server_dir) as base:
-        work = tmp_path / "work"
-        work.mkdir()
-        env = mlpx_env(MLFLOW_TRACKING_URI=base)
-        proc = mlpx(work, "-m", *FAST, "optimizer=sgd,adam", "logger.experiment_name=srv", env=env)
-        assert proc.returncode == 0, proc.stderr
-        assert not (work / "mlflow.db").exists()  # nothing went to a local store
+    base = shared_mlflow_server  # (its own experiment, srv)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = mlpx_env(MLFLOW_TRACKING_URI=base)
+    proc = mlpx(work, "-m", *LEAN, "optimizer=sgd,adam", "logger.experiment_name=srv", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert not (work / "mlflow.db").exists()  # nothing went to a local store
 
-        # Read back over HTTP, with the REST API itself.
-        exp = requests.get(
-            f"{base}/api/2.0/mlflow/experiments/get-by-name",
-            params={"experiment_name": "srv"},
-            timeout=10,
-        ).json()["experiment"]
-        found = requests.post(
-            f"{base}/api/2.0/mlflow/runs/search",
-            json={"experiment_ids": [exp["experiment_id"]], "max_results": 100},
-            timeout=10,
-        ).json()["runs"]
-        tags = [{t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in found]
-        parents = [t for t in tags if t.get("mlpx.sweep") == "parent"]
-        children = [(r, t) for r, t in zip(found, tags) if "mlflow.parentRunId" in t]
-        assert len(parents) == 1 and len(children) == 2
-        assert all(r["info"]["status"] == "FINISHED" for r, _ in children)
-        assert parents[0]["failed_jobs"] == "0"
-        pid = next(r["info"]["run_id"] for r, t in zip(found, tags) if t in parents)
-        listed = requests.get(
-            f"{base}/api/2.0/mlflow/artifacts/list",
-            params={"run_id": pid, "path": "summary"},
-            timeout=10,
-        ).json()
-        assert "summary/sweep_summary.md" in {f["path"] for f in listed.get("files", [])}
+    # Read back over HTTP, with the REST API itself.
+    exp = requests.get(
+        f"{base}/api/2.0/mlflow/experiments/get-by-name",
+        params={"experiment_name": "srv"},
+        timeout=10,
+    ).json()["experiment"]
+    found = requests.post(
+        f"{base}/api/2.0/mlflow/runs/search",
+        json={"experiment_ids": [exp["experiment_id"]], "max_results": 100},
+        timeout=10,
+    ).json()["runs"]
+    tags = [{t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in found]
+    parents = [t for t in tags if t.get("mlpx.sweep") == "parent"]
+    children = [(r, t) for r, t in zip(found, tags) if "mlflow.parentRunId" in t]
+    assert len(parents) == 1 and len(children) == 2
+    assert all(r["info"]["status"] == "FINISHED" for r, _ in children)
+    assert parents[0]["failed_jobs"] == "0"
+    pid = next(r["info"]["run_id"] for r, t in zip(found, tags) if t in parents)
+    listed = requests.get(
+        f"{base}/api/2.0/mlflow/artifacts/list",
+        params={"run_id": pid, "path": "summary"},
+        timeout=10,
+    ).json()
+    assert "summary/sweep_summary.md" in {f["path"] for f in listed.get("files", [])}
 
-        out = mlpx_report(work, "--parent", pid, env=env)
-        assert out.returncode == 0, out.stderr
-        assert out.stdout.count("| FINISHED |") == 2
+    out = mlpx_report(work, "--parent", pid, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("| FINISHED |") == 2
 
 
+@pytest.mark.usefixtures("sqlite_store")
 @pytest.mark.slow
 def test_no_figures_means_no_summary_figures(tmp_path: Path) -> None:
     """logger.log_figures=false: the parent gets its tables but no objective_vs_<key>.png."""
     uri, at = store(tmp_path)
-    proc = mlpx(tmp_path, "-m", at, *FAST, "trainer.seed=0,1", "logger.log_figures=false")
+    proc = mlpx(tmp_path, "-m", at, *LEAN, "trainer.seed=0,1")
     assert proc.returncode == 0, proc.stderr
     parents, _ = split(all_runs(uri))
     paths = artifact_paths(uri, parents[0].info.run_id)

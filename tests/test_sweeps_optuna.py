@@ -9,6 +9,9 @@ temporary folder, read back from Optuna (SQLite study) and MLflow (SQLite store)
 - ``n_jobs`` trials at once through joblib, reported and pruned from the worker processes;
 - two mlpx processes on one SQLite study share it: ``n_trials`` in total, two sampler seeds;
 - bad settings: one ``mlpx: error:`` line naming the key, no trial and no run.
+
+The MLflow store of a test is a copy of an empty one (the ``sqlite_store`` fixture): its
+creation is not what these test, and it cost each test ~2 s.
 """
 
 from __future__ import annotations
@@ -31,15 +34,22 @@ pytest.importorskip("hydra_plugins.mlpx_optuna_sweeper")
 pytestmark = pytest.mark.slow
 
 FAST = ("dataset=iris", "trainer.epochs=3", "analysis.sanity_checks.enabled=false")
+#: Lean trials, where a trial's length does not matter: no test here reads a trial's
+#: figures, analyses or model (an optuna search with its summary figures:
+#: tests/test_sweeps.py; trials with everything on: the killed launch and the two workers
+#: below, whose trials must last a few seconds, and tests/test_postgres.py).
+LEAN = ("analysis=off", "logger.log_figures=false", "logger.log_model=false")
 
 
-def search(tmp_path: Path, *extra: str) -> list[str]:
-    """The search's arguments: a fixed study name, the stores in ``tmp_path``."""
+def search(tmp_path: Path, *extra: str, lean: bool = True) -> list[str]:
+    """The search's arguments: a fixed study name, the stores in ``tmp_path``; ``lean``:
+    trials without analyses, figures and model."""
     return [
         "hparams_search=mlp_optuna",
         "hydra.sweeper.study_name=s",
         f"logger.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
         *FAST,
+        *(LEAN if lean else ()),
         *extra,
     ]
 
@@ -64,6 +74,7 @@ def parents(tmp_path: Path) -> list:
     return [r for r in runs_of(uri(tmp_path)) if r.data.tags.get("mlpx.sweep") == "parent"]
 
 
+@pytest.mark.usefixtures("sqlite_store")
 def test_a_relaunch_completes_n_trials_in_total(tmp_path: Path) -> None:
     proc = mlpx(tmp_path, *search(tmp_path, "hydra.sweeper.n_trials=2"))
     assert proc.returncode == 0, proc.stderr
@@ -92,6 +103,7 @@ def test_a_relaunch_completes_n_trials_in_total(tmp_path: Path) -> None:
     assert tags["optuna.best_run_id"] == best.user_attrs["mlflow_run_id"]
 
 
+@pytest.mark.usefixtures("sqlite_store")
 def test_a_pruned_trial_is_visible_in_optuna_and_mlflow(tmp_path: Path) -> None:
     # ThresholdPruner(lower=2): every reported accuracy is below 2, so each trial is pruned
     # at its first evaluation
@@ -120,6 +132,7 @@ def test_a_pruned_trial_is_visible_in_optuna_and_mlflow(tmp_path: Path) -> None:
     assert "2 pruned" in proc.stderr
 
 
+@pytest.mark.usefixtures("sqlite_store")
 def test_n_jobs_trials_at_once_through_joblib_report_from_the_workers(tmp_path: Path) -> None:
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     proc = mlpx(
@@ -139,12 +152,14 @@ def test_n_jobs_trials_at_once_through_joblib_report_from_the_workers(tmp_path: 
     assert sorted(p.name for p in sweep_dir.glob("trial_*")) == [f"trial_{i}" for i in range(4)]
 
 
+@pytest.mark.usefixtures("sqlite_store")
 def test_a_killed_launch_is_marked_and_completed_by_the_next(tmp_path: Path) -> None:
     args = search(
         tmp_path,
         "hydra.sweeper.n_trials=2",
         "hydra.sweeper.heartbeat_interval=1",
         "hydra.sweeper.heartbeat_grace=2",
+        lean=False,
     )
     # 400 epochs with early stopping off: the first trial is still training when killed (with
     # early stopping it could finish within the 1.5 s below and the kill hit the second).
@@ -172,7 +187,10 @@ def test_a_killed_launch_is_marked_and_completed_by_the_next(tmp_path: Path) -> 
     proc.wait(30)
     assert states(tmp_path) == ["RUNNING"]
     time.sleep(3)  # the heartbeat is now older than the grace period
-    proc = mlpx(tmp_path, *[a for a in args if a != "trainer.epochs=400"], "trainer.epochs=400")
+    # The next launch, lean: its two trials of 400 epochs took ~8.5 s each with the health
+    # metrics, figures and model of the killed launch's trials (what it checks is the study
+    # and the killed run, not the trials' records).
+    proc = mlpx(tmp_path, *args, *LEAN)
     assert proc.returncode == 0, proc.stderr
     assert states(tmp_path) == ["FAIL", "COMPLETE", "COMPLETE"]
     killed = [r for r in children(tmp_path) if r.data.tags.get("optuna.trial_number") == "0"]
@@ -180,14 +198,16 @@ def test_a_killed_launch_is_marked_and_completed_by_the_next(tmp_path: Path) -> 
     assert "interrupted" in killed[0].data.tags["error"]
 
 
+@pytest.mark.usefixtures("sqlite_store")
 def test_two_workers_share_one_sqlite_study(tmp_path: Path) -> None:
+    # not lean: trials of a few seconds, so that each worker surely gets some of the six
     procs = [
         subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "mlpx",
-                *search(tmp_path, "hydra.sweeper.n_trials=6"),
+                *search(tmp_path, "hydra.sweeper.n_trials=6", lean=False),
                 f"hydra.sweep.dir=multirun/worker{i}",
             ],
             cwd=tmp_path,

@@ -17,6 +17,9 @@ from tests.cli_helpers import client, mlpx_env, run_mlpx, runs_of
 
 pytestmark = pytest.mark.slow
 
+#: Where a test reads neither analyses nor figures (the default run below records both).
+NO_FIGURES = ("analysis=off", "logger.log_figures=false")
+
 
 def test_a_default_run_ends_with_where_it_is_and_leaves_a_usable_model(tmp_path: Path) -> None:
     proc = run_mlpx(tmp_path, "trainer.epochs=3", "logger.register_model=mlpx-digits")
@@ -82,9 +85,14 @@ def test_a_default_run_ends_with_where_it_is_and_leaves_a_usable_model(tmp_path:
     assert [p["label"] for p in predictions] == list(out["label"][:4])
 
 
+@pytest.mark.usefixtures("sqlite_store")  # MLflow's default store (cwd), made beforehand
 def test_another_experiment_is_named_and_log_model_false_logs_none(tmp_path: Path) -> None:
     proc = run_mlpx(
-        tmp_path, "experiment=moons_small", "trainer.epochs=3", "logger.log_model=false"
+        tmp_path,
+        "experiment=moons_small",
+        "trainer.epochs=3",
+        "logger.log_model=false",
+        *NO_FIGURES,
     )
     assert proc.returncode == 0, proc.stderr
     assert "experiment 'moons' (experiment=moons_small sets logger.experiment_name" in proc.stderr
@@ -94,8 +102,11 @@ def test_another_experiment_is_named_and_log_model_false_logs_none(tmp_path: Pat
     assert not client(uri).search_logged_models(experiment_ids=[run.info.experiment_id])
 
 
+@pytest.mark.usefixtures("sqlite_store")  # MLflow's default store (cwd), made beforehand
 def test_a_sweep_parent_links_its_best_run_s_model_and_seeds_share_a_group(tmp_path: Path) -> None:
-    proc = run_mlpx(tmp_path, "-m", "trainer.seed=0,1", "trainer.epochs=2", timeout=600)
+    proc = run_mlpx(
+        tmp_path, "-m", "trainer.seed=0,1", "trainer.epochs=2", *NO_FIGURES, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     runs = runs_of(uri)
