@@ -30,11 +30,12 @@ mlpx's split-dataset cache (``MLPX_DATA_CACHE``, mlpx/data_cache.py) lives in th
 folder and is warm after the first run, as for a user after their first run; one single run
 with a cold cache is timed too.
 
-Then single runs (fresh processes, existing store): ``mlpx --help``, ``mlpx`` (default),
-``mlpx logger=none``, and ``mlpx`` on a fresh store. Each single run is also timed per phase
-in a child process that wraps mlpx's own functions with a clock (imports, config, store,
-data, training, analyses, figures, logging/end). Prints medians and writes
-``benchmarks/results/sweep_cost.json``.
+Then single runs (fresh processes, existing store): ``mlpx --help``, ``mlpx`` (default;
+twice, around ``MLPX_FIGURE_PROCESS=0 mlpx``, which draws the figures in the run's process
+instead of a forked child), ``mlpx logger=none``, and ``mlpx`` on a fresh store. Each
+single run is also timed per phase in a child process that wraps mlpx's own functions with
+a clock (imports, config, store, data, training, analyses, figures, logging/end). Prints
+medians and writes ``benchmarks/results/sweep_cost.json``.
 """
 
 from __future__ import annotations
@@ -197,7 +198,7 @@ JOBLIB_SMALL_SWEEP = (
     "trainer.seed=0,1,2,3,4,5 model.widths=[128] trainer.epochs=300 "
     "trainer.early_stopping.patience=0"
 )
-JOBLIB_SMALL_PEER = ("128", "60")
+JOBLIB_SMALL_PEER = ("128", "150")
 
 
 def joblib_pair(root: str, overrides: str, peer: tuple[str, str]) -> dict[str, float]:
@@ -263,6 +264,7 @@ def main() -> None:
     singles: dict[str, list[float]] = {
         "mlpx --help": [],
         "mlpx (existing store)": [],
+        "mlpx (existing store, MLPX_FIGURE_PROCESS=0)": [],
         "mlpx logger=none": [],
         "mlpx (fresh store)": [],
         "mlpx (existing store, cold data cache)": [],
@@ -303,6 +305,11 @@ def main() -> None:
             store = fresh_store(root)
             singles["mlpx --help"].append(wall(["mlpx", "--help"], store))
             singles["mlpx (existing store)"].append(wall(["mlpx"], store))
+            in_process = {**os.environ, "MLPX_FIGURE_PROCESS": "0"}  # figures drawn in the run
+            singles["mlpx (existing store, MLPX_FIGURE_PROCESS=0)"].append(
+                wall(["mlpx"], store, in_process)
+            )
+            singles["mlpx (existing store)"].append(wall(["mlpx"], store))
             singles["mlpx logger=none"].append(wall(["mlpx", "logger=none"], store))
             singles["mlpx (fresh store)"].append(wall(["mlpx"], tempfile.mkdtemp(dir=root)))
             cold = {**os.environ, "MLPX_DATA_CACHE": tempfile.mkdtemp(dir=root)}
@@ -321,6 +328,7 @@ def main() -> None:
         "sweep_ratio_to_sklearn": {
             k: round(statistics.median(v) / sk, 2) for k, v in times.items() if v
         },
+        "single_seconds": {k: v for k, v in singles.items() if v},
         "single_median_s": {k: round(statistics.median(v), 2) for k, v in singles.items() if v},
         "single_phases_median_s": {k: median_phases(v) for k, v in breakdown.items() if v},
         "sweep_phases_median_s": {k: median_phases(v) for k, v in grid_phases.items() if v},
