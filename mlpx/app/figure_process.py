@@ -119,7 +119,9 @@ def start() -> FigureProcess | None:
     sys.stdout.flush()
     sys.stderr.flush()
     try:
-        pid = os.fork()
+        with warnings.catch_warnings():  # Python 3.12+ warns of any thread, e.g. OpenBLAS's
+            warnings.simplefilter("ignore", DeprecationWarning)  # idle pool, which the child
+            pid = os.fork()  # never waits on (OpenBLAS resets it in a forked child)
     except OSError:
         ours.close()
         theirs.close()
