@@ -92,9 +92,9 @@ def test_a_run_ended_by_the_helper_records_what_a_run_that_ends_itself_records(
     client = mlflow.MlflowClient(store)
     # The job does it itself (a single run, or sweep.artifact_worker=false).
     mine, net, result = _trained(store, iris, "itself")
-    from mlpx.app.cli import _log_figures
+    from mlpx.app.offload import log_figures
 
-    _log_figures(mine, result.history)
+    log_figures(mine, result.history)
     log_model_now(mine, net, iris, result.steps, None)
     mine.finish("FINISHED")
     # The same training, handed off to a helper process.

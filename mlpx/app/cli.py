@@ -130,14 +130,6 @@ def _log_run_files(tracker: Any, cfg: DictConfig, job_dir: str | None) -> None:
             tracker.log_text(overrides.read_text(), "config/overrides.yaml")
 
 
-def _log_figures(tracker: Any, history: dict[str, list[tuple[int, float]]]) -> None:
-    """Learning curves and gradient norms (:func:`mlpx.app.offload.draw_figures`)."""
-    from mlpx.app.offload import draw_figures
-
-    for name, fig in draw_figures(history):
-        tracker.log_figure(fig, name)
-
-
 def _finish(tracker: Any, tail: Any, status: str, error: str | None, claim: Any) -> bool:
     """End the run: hand it to the sweep's helper process with its ``tail`` (figures, model;
     the model is logged here while the helper is behind) and the config's ``claim`` (held
@@ -145,7 +137,7 @@ def _finish(tracker: Any, tail: Any, status: str, error: str | None, claim: Any)
     run FINISHED) when the job ended normally, else do the tail here (best effort) and end
     it now (:mod:`mlpx.app.offload`). True when handed off."""
     if tail is not None and tail.work:
-        from mlpx.app.offload import BEHIND, current_worker
+        from mlpx.app.offload import BEHIND, current_worker, log_figures
         from mlpx.app.record import log_model_now
 
         worker = current_worker()
@@ -163,7 +155,7 @@ def _finish(tracker: Any, tail: Any, status: str, error: str | None, claim: Any)
                 return True
         try:
             if tail.figures is not None:
-                _log_figures(tracker, tail.figures)
+                log_figures(tracker, tail.figures)
             if tail.model is not None and error is None:
                 log_model_now(tracker, **tail.model)
         except Exception as exc:
@@ -349,7 +341,9 @@ def run(cfg: DictConfig) -> float:
         elif draw and sketch is not None:
             sketch.submit(result.history)  # drawn while the model is logged, collected below
         elif draw:
-            _log_figures(tracker, result.history)
+            from mlpx.app.offload import log_figures
+
+            log_figures(tracker, result.history)
         GUARD.enter("analyses")
         _post_training_analyses(settings, model, data, tracker, result, draw)
         GUARD.enter("final")

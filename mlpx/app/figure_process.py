@@ -82,10 +82,9 @@ class FigureProcess:
                 f"mlpx: warning: the figure process failed ({why}); drawing the figures here",
                 file=sys.stderr,
             )
-            from mlpx.app.offload import draw_figures
+            from mlpx.app.offload import log_figures
 
-            for name, fig in draw_figures(self._history):
-                tracker.log_figure(fig, name)
+            log_figures(tracker, self._history)
         finally:
             self.close()
 

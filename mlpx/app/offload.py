@@ -50,6 +50,7 @@ __all__ = [
     "current_worker",
     "draw_figures",
     "finish_tail",
+    "log_figures",
     "serve",
     "start_worker",
     "stop_worker",
@@ -78,6 +79,13 @@ def draw_figures(history: dict[str, list[tuple[int, float]]]) -> list[tuple[str,
         ("figures/learning_curves.png", plots.learning_curves(by_epoch)),
         ("figures/grad_norms.png", plots.grad_norms(history)),
     ]
+
+
+def log_figures(tracker: Any, history: dict[str, list[tuple[int, float]]]) -> None:
+    """Draw the run's two figures (:func:`draw_figures`) and log each with
+    ``tracker.log_figure``, in this process."""
+    for name, fig in draw_figures(history):
+        tracker.log_figure(fig, name)
 
 
 def figure_history(history: dict[str, list[tuple[int, float]]]) -> dict[str, list[Any]]:
