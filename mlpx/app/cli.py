@@ -527,6 +527,9 @@ def worst_objective(direction: str) -> float:
     return math.inf if direction == "minimize" else -math.inf
 
 
+_ENTRY_PID = -1  # the process of the ``mlpx`` command (entry), once it started
+
+
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
 def main(cfg: DictConfig) -> float:
     """Hydra's entry point: one job of a run or a sweep."""
@@ -551,6 +554,11 @@ def main(cfg: DictConfig) -> float:
             direction = OmegaConf.select(cfg, "trainer.direction", default="maximize")
             return worst_objective(str(direction))
         sys.exit(2)
+    finally:
+        from mlpx.app import workers
+
+        if os.getpid() != _ENTRY_PID and workers.launched_elsewhere():  # joblib, SLURM
+            workers.after_job()
 
 
 def entry() -> None:
@@ -560,6 +568,8 @@ def entry() -> None:
     Hydra prints its errors itself unless ``HYDRA_FULL_ERROR=1``, then it raises them: set
     here, so they are caught by type. A user who sets it gets Hydra's full traceback.
     """
+    global _ENTRY_PID
+    _ENTRY_PID = os.getpid()
     full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
     for arg in sys.argv[1:]:
         message = private_option(arg, Path(config_dir()))
