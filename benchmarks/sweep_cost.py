@@ -196,7 +196,7 @@ JOBLIB_SWEEP = (
 )
 JOBLIB_PEER = ("512,256", "15")
 JOBLIB_SMALL_SWEEP = (
-    "trainer.seed=0,1,2,3,4,5 model.widths=[128] trainer.epochs=300 "
+    "trainer.seed=0,1,2,3,4,5 model.widths=[128] trainer.epochs=400 "
     "trainer.early_stopping.patience=0"
 )
 JOBLIB_SMALL_PEER = ("128", "150")
