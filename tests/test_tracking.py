@@ -32,6 +32,7 @@ from mlpx.tracking import (
     flatten,
     prepare_store,
     resolve_tracking_uri,
+    sender,
 )
 from mlpx.tracking import mlflow as mlpx_mlflow
 
@@ -164,14 +165,14 @@ def test_repeated_param_with_new_value_is_skipped_not_fatal(store, client, caplo
 
 
 # ------------------------------------------------------------------------------------------
-# Batching, and MLflow's asynchronous logging
+# Batching, and the sender thread
 # ------------------------------------------------------------------------------------------
 
 
 class _Spy:
-    """Wraps a client method: records each call's kwargs and thread; can fail some calls or
-    answer asynchronous ones with an operation whose wait() raises (as MLflow's own
-    RunOperations.wait() does when its worker could not write the batch)."""
+    """Wraps a client method: records each call's kwargs and thread; can fail some calls made
+    on the calling thread (``fail_sync``) or on the tracker's sender thread (``fail_async``),
+    as a store that cannot write the batch does."""
 
     def __init__(self, fn, fail_sync=(), fail_async=()):
         self.fn, self.fail_sync, self.fail_async = fn, list(fail_sync), list(fail_async)
@@ -182,27 +183,42 @@ class _Spy:
         self.calls.append(kwargs)
         self.threads.append(threading.current_thread())
         if kwargs.get("metrics"):
-            if kwargs.get("synchronous") is False and self.fail_async:
-                return _FailedOperation(self.fail_async.pop(0))
-            if kwargs.get("synchronous") is not False and self.fail_sync:
+            if _on_sender() and self.fail_async:
+                raise self.fail_async.pop(0)
+            if not _on_sender() and self.fail_sync:
                 raise self.fail_sync.pop(0)
         return self.fn(*args, **kwargs)
 
     def metric_calls(self, synchronous: bool) -> list[int]:
-        """Sizes of the metric batches sent (a)synchronously, in order."""
+        """Sizes of the metric batches sent on the calling thread (``synchronous``) or on the
+        sender thread, in order."""
         return [
             len(kw["metrics"])
-            for kw in self.calls
-            if kw.get("metrics") and (kw.get("synchronous") is False) is not synchronous
+            for kw, thread in zip(self.calls, self.threads)
+            if kw.get("metrics") and _is_sender(thread) is not synchronous
+        ]
+
+    def sender_batches(self) -> list[list]:
+        """The metric batches written on the sender thread, in order."""
+        return [
+            kw["metrics"]
+            for kw, thread in zip(self.calls, self.threads)
+            if kw.get("metrics") and _is_sender(thread)
         ]
 
 
-class _FailedOperation:
-    def __init__(self, error: BaseException):
-        self.error = error
+def _is_sender(thread: threading.Thread) -> bool:
+    return thread.name.startswith(sender.THREAD_NAME)
 
-    def wait(self):
-        raise self.error
+
+def _on_sender() -> bool:
+    return _is_sender(threading.current_thread())
+
+
+def _drain() -> None:
+    """Wait until the sender thread has written every batch handed to it so far (it writes
+    them in order, one at a time)."""
+    sender.submit(lambda: None).result(timeout=60)
 
 
 def test_metrics_go_through_async_log_batch_not_log_metric(store, client, monkeypatch):
@@ -214,13 +230,36 @@ def test_metrics_go_through_async_log_batch_not_log_metric(store, client, monkey
 
     for step in range(1000):  # 3000 values
         tracker.log_metrics({"a": float(step), "b": 2.0 * step, "c": -1.0 * step}, step)
+    _drain()
     assert batch.metric_calls(synchronous=False) == [1000, 1000, 1000]  # while training
     tracker.finish()
 
     assert single.calls == []
     assert batch.metric_calls(synchronous=True) == []  # nothing left for finish to send
+    # never MLflow's asynchronous queue, whose shutdown in set_terminated waits up to 1 s
+    assert all(kw.get("synchronous") is not False for kw in batch.calls)
     assert len(client.get_metric_history(tracker.run_id, "c")) == 1000
     assert "sent=3000 values in 3 batches" in repr(tracker)
+
+
+def test_a_tracker_collected_on_the_sender_thread_ends_its_run(store, client):
+    """A tracker's finalizer may run on any thread, the sender's included (a collection
+    there): ending the run waits for batches queued behind the very call that collected it,
+    so it ends on a thread of its own, every value stored."""
+    tracker = MlflowTracker(store, "tests", "gc-on-sender", flush_every=10, flush_seconds=3600)
+    gate = threading.Event()
+    state = tracker._state
+    ended = sender.submit(lambda: (gate.wait(30), state.abandon("KILLED", "gc")))
+    for step in range(30):  # 3 batches, queued behind the finalizer's call
+        tracker.log_metrics({"a": float(step)}, step)
+    gate.set()
+    ended.result(timeout=30)
+    deadline = time.monotonic() + 30
+    while client.get_run(tracker.run_id).info.status == "RUNNING":
+        assert time.monotonic() < deadline, "the run was never ended"
+        time.sleep(0.05)
+    assert client.get_run(tracker.run_id).info.status == "KILLED"
+    assert len(client.get_metric_history(tracker.run_id, "a")) == 30
 
 
 def test_params_are_sent_in_chunks_of_100(store, client, monkeypatch):
@@ -240,6 +279,7 @@ def test_flush_seconds_sends_without_waiting_for_a_full_buffer(store, monkeypatc
     monkeypatch.setattr(tracker._client, "log_batch", batch)
     for step in range(3):
         tracker.log_metrics({"a": 1.0}, step)
+        _drain()
         assert batch.metric_calls(synchronous=False) == [1] * (step + 1)  # sent, not at finish
     tracker.finish()
     assert batch.metric_calls(synchronous=True) == []
@@ -297,11 +337,8 @@ def test_failed_async_batch_is_sent_again_during_training(store, client, monkeyp
         for step in range(100 * n_sends):
             tracker.log_metrics({"a": float(step)}, step)
     assert "database is locked" in caplog.text and "kept for the next send" in caplog.text
-    sent = [
-        {m.step for m in kw["metrics"]}
-        for kw in spy.calls
-        if kw.get("metrics") and kw.get("synchronous") is False
-    ]
+    _drain()
+    sent = [{m.step for m in batch} for batch in spy.sender_batches()]
     assert set(range(100)) <= sent[0]  # the batch that failed ...
     assert any(set(range(100)) <= steps for steps in sent[1:])  # ... went again, in training
     tracker.finish()
@@ -328,14 +365,11 @@ def test_failed_async_batch_is_kept_for_finish(store, client, monkeypatch, caplo
 
 def test_a_refused_async_send_does_not_stop_training(store, client, monkeypatch, caplog):
     tracker = MlflowTracker(store, "tests", "async-refused", flush_every=100, flush_seconds=3600)
-    real = tracker._client.log_batch
 
-    def refuse_async(*args, **kwargs):
-        if kwargs.get("synchronous") is False:
-            raise RuntimeError("cannot schedule new futures after shutdown")
-        return real(*args, **kwargs)
+    def refuse(*args, **kwargs):
+        raise RuntimeError("cannot schedule new futures after shutdown")
 
-    monkeypatch.setattr(tracker._client, "log_batch", refuse_async)
+    monkeypatch.setattr(sender, "submit", refuse)
     with caplog.at_level("WARNING", logger="mlpx.tracking"):
         for step in range(150):
             tracker.log_metrics({"a": float(step)}, step)

@@ -16,8 +16,8 @@ The modules, one responsibility each:
   :func:`check_tracking_uri`, :func:`sqlite_path`, :func:`uri_scheme`), retries of transient
   store errors (:func:`with_retry`, :func:`retries_for`), and the calls made once per store or
   sweep (:func:`prepare_store`, :func:`create_parent_run`, :func:`end_run`).
-- :mod:`mlpx.tracking.mlflow`: :class:`MlflowTracker`, through MLflow's public client API and
-  its asynchronous logging.
+- :mod:`mlpx.tracking.mlflow`: :class:`MlflowTracker`, through MLflow's public client API,
+  metric values written by :mod:`mlpx.tracking.sender`'s thread while training goes on.
 - :mod:`mlpx.tracking.sqlite_direct`: the opt-in writer of metric values straight into a
   SQLite store's tables (``logger.direct_sqlite``), the one user of MLflow's internals.
 - :mod:`mlpx.tracking.model`: a run's network as the MLflow model ``model`` (a pickle-free

@@ -1,33 +1,25 @@
 """MlflowTracker: a run in an MLflow tracking store, through MLflow's public client API.
 
 :class:`MlflowTracker` uses :class:`mlflow.tracking.MlflowClient` (no fluent global state, so
-several trackers can live in one process). Metric values are buffered and handed to MLflow in
-batches of up to 1000 with ``log_batch(..., synchronous=False)``: MLflow's own asynchronous
-logging queue writes them on its worker threads while training goes on, one SQL transaction /
-HTTP request per batch instead of one per value (a single ``log_metric`` costs ~8 ms on SQLite
-and ~64 ms over HTTP). ``flush()`` and ``finish()`` wait for those writes and send what is left
-on the calling thread, retrying transient store errors ("database is locked") with backoff;
-a batch MLflow could not write goes back into the buffer, so no value is lost.
+several trackers can live in one process). Metric values are buffered and handed in batches
+of up to 1000 to one sender thread per process (:mod:`mlpx.tracking.sender`, which calls
+``log_batch(..., synchronous=True)``), so they are written while training goes on, one
+SQL transaction / HTTP request per batch instead of one per value (a single ``log_metric``
+costs ~8 ms on SQLite and ~64 ms over HTTP). ``flush()`` and ``finish()`` wait for those
+writes and send what is left on the calling thread, retrying transient store errors
+("database is locked") with backoff; a batch that could not be written goes back into the
+buffer, so no value is lost.
 
-Why MLflow's async logging and not a thread of our own: measured (Dec 2026, 2 cores shared
-with other work, MLflow 3.17.2, SQLite store in a temporary folder; digits, [128, 64] relu,
-Adam, batch 32, 20 epochs, 5-6 values a step) against the hand-made sender thread of 839a066,
-the trackers alternated, medians of 11 runs::
-
-    python benchmarks/tracking_cost.py --repeats 11 --every 1 --compare-ref 839a066
-
-                                   logging 20000 values alone    fit, log_every_n_steps=1
-                                   wall ms/value  CPU ms/value   wall s   CPU s  (4102 values)
-    none (NullTracker)                   -             -          0.658    0.492
-    async: MLflow's queue (default)    0.162         0.110        1.596    1.058
-    thread: 839a066's own sender       0.166         0.100        1.851    1.266
-    direct_sqlite=True                 0.025         0.007        0.816    0.559
-
-Over five such runs (5-11 repeats each) the thread's fit took less wall time in two and more
-in three, and its CPU per value logged alone was 4-10% lower (0.092-0.100 ms against
-0.097-0.110): no consistent win, so the ~250 lines of thread, wake-up condition and lock
-timeouts went. Where the cost of logging matters (every step), ``direct_sqlite`` takes a
-fifteenth of either (:mod:`mlpx.tracking.sqlite_direct`).
+Why not MLflow's own asynchronous logging (``log_batch(..., synchronous=False)``), used here
+until December 2026: ``set_terminated`` then shuts MLflow's queue down and joins its logging
+thread, which polls the queue with a 1 s timeout, so ending a run that logged more than 1000
+values waited 0-1 s for nothing (0.32-1.0 s in 8 jobs of a joblib sweep; issue 14); a
+``ThreadPoolExecutor`` waits for work without a timeout. Throughput is no worse, measured
+alternating with 6370d4a (``python benchmarks/tracking_cost.py --repeats 5 --every 1
+--modes none async``, twice each): logging 20000 values alone 0.121-0.134 ms/value wall
+against 0.142-0.158, and fit with a value every step 0.62-0.70 s against 0.72-0.77 s. Where
+the cost of logging matters (every step), ``direct_sqlite`` takes a fifteenth of either
+(:mod:`mlpx.tracking.sqlite_direct`).
 
 Runs left unfinished: a tracker that is garbage collected, or whose process exits, without
 :meth:`MlflowTracker.finish` ends its run as KILLED (FAILED, with the traceback, when the
@@ -49,6 +41,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from mlpx.redact import mask_secrets
+from mlpx.tracking import sender
 from mlpx.tracking.artifacts import check_artifact_root
 from mlpx.tracking.base import (
     ERROR_ARTIFACT,
@@ -84,7 +77,7 @@ __all__ = ["MlflowTracker"]
 _logger = logging.getLogger("mlpx.tracking")
 _T = TypeVar("_T")
 
-#: Batches handed to MLflow's async queue and not yet confirmed written before log_metrics
+#: Batches handed to the sender thread and not yet confirmed written before log_metrics
 #: waits for the oldest one: a store that cannot keep up slows training down instead of
 #: filling memory (8 batches: 8000 values, at ~50-100 ms a SQLite batch).
 MAX_PENDING_BATCHES = 8
@@ -109,7 +102,7 @@ class _RunState:
         self.pid = os.getpid()
         self.lock = threading.RLock()
         self.buffer: list[Row] = []
-        self.pending: deque[tuple[list[Row], Any]] = deque()  # (rows, mlflow.RunOperations)
+        self.pending: deque[tuple[list[Row], Any]] = deque()  # (rows, Future of log_batch)
         self.closing = False  # end() started: log_metrics refuses new values
         self.status = "RUNNING"
         self.retries = retries_for(uri)
@@ -128,8 +121,8 @@ class _RunState:
     # -- sending -------------------------------------------------------------------------
 
     def send_async(self, min_chunk: int) -> None:
-        """Hand full chunks (at least ``min_chunk`` values, at most 1000) to MLflow's async
-        queue, oldest values first; then wait for the oldest pending batches beyond
+        """Hand full chunks (>= ``min_chunk`` values, <= 1000) to :func:`sender.submit`, oldest
+        values first; then wait for the oldest pending batches beyond
         :data:`MAX_PENDING_BATCHES`. With the direct SQLite writer, write them instead."""
         with self.lock:
             while self.buffer and len(self.buffer) >= min_chunk:
@@ -138,10 +131,9 @@ class _RunState:
                 if self.writer is not None and self._write_direct(rows):
                     continue
                 try:
-                    ops = self.client.log_batch(
-                        self.run_id, metrics=_metrics(rows), synchronous=False
-                    )
-                except Exception as e:  # the queue refused them: keep them for a later send
+                    batch = {"metrics": _metrics(rows), "synchronous": True}
+                    ops = sender.submit(self.client.log_batch, self.run_id, **batch)
+                except Exception as e:  # the sender refused them: keep them for a later send
                     self.buffer[:0] = rows
                     if is_permanent(e):
                         raise store_error(self.uri, "log metric values", e) from e
@@ -158,7 +150,7 @@ class _RunState:
         while len(self.pending) > keep:
             rows, ops = self.pending.popleft()
             try:
-                ops.wait()
+                ops.result()
             except Exception as e:
                 failed += rows
                 fatal = fatal or (e if is_permanent(e) else self._warn_kept(len(rows), e))
@@ -271,6 +263,7 @@ class _RunState:
                 self.status = f"{status} (not recorded)"  # no second try from the exit hook
             finally:
                 _LIVE_RUNS.discard(self)
+                sender.stop_if_idle(open_runs=len(_LIVE_RUNS))
                 if self.writer is not None:
                     self.writer.close()
             if first_error is not None:
@@ -279,6 +272,10 @@ class _RunState:
     def abandon(self, status: str, error: str) -> None:
         """End the run from a finalizer or the exit hook: never raises."""
         if self.finished or os.getpid() != self.pid:
+            return
+        if sender.on_sender_thread():
+            # collected on the sender thread: end() waits for this thread's own batches
+            threading.Thread(target=self.abandon, args=(status, error), name="mlpx-end").start()
             return
         try:
             self.end(status, error)
@@ -314,9 +311,9 @@ def _end_live_runs_at_exit() -> None:
 
 def _register_exit_hook() -> None:
     # Registered after mlflow is imported, so (atexit being LIFO) it runs before mlflow's
-    # own exit handlers tear down its clients. MLflow's async queue registers its own exit
-    # handler (drain the queue) when first used, later: it runs first, and end() then only
-    # makes synchronous calls.
+    # own exit handlers tear down its clients. The sender thread has written its batches
+    # and stopped before any exit hook runs (concurrent.futures joins it first): end() then
+    # only makes synchronous calls.
     global _EXIT_HOOK_REGISTERED
     if not _EXIT_HOOK_REGISTERED:
         atexit.register(_end_live_runs_at_exit)
@@ -344,8 +341,8 @@ class MlflowTracker:
             ``metrics``/``latest_metrics`` tables, on the calling thread, instead of
             ``log_batch`` (opt-in; see :mod:`mlpx.tracking.sqlite_direct`). Default False.
 
-    Metrics are buffered and handed to MLflow's asynchronous logging (``log_batch(...,
-    synchronous=False)``, <= 1000 values per batch), so logging does not wait for the store
+    Metrics are buffered and handed to a sender thread (``log_batch``, <= 1000 values per
+    batch; see the module's docstring), so logging does not wait for the store
     unless more than :data:`MAX_PENDING_BATCHES` batches are still unwritten; :meth:`flush`
     and :meth:`finish` wait for them and send the rest on the calling thread. Values MLflow
     could not write stay buffered, in order, until they can be. Params, tags and artifacts
@@ -479,7 +476,7 @@ class MlflowTracker:
         """Buffer one value per key at ``step``; returns without waiting for the store.
 
         When ``flush_every`` values are waiting, or ``flush_seconds`` passed since the last
-        send, they are handed to MLflow's asynchronous logging. If MLflow cannot write a
+        send, they are handed to the sender thread. If MLflow cannot write a
         batch, its values go back into the buffer (a warning is logged, when the batch is
         waited for) and go with the next send; :meth:`flush` and :meth:`finish` raise instead.
         """
@@ -538,7 +535,7 @@ class MlflowTracker:
     def flush(self) -> None:
         """Send every buffered metric value now; return once all are stored.
 
-        Waits for the batches handed to MLflow's asynchronous logging, then sends the rest on
+        Waits for the batches handed to the sender thread, then sends the rest on
         this thread. Raises if the store refuses the values (they stay buffered).
         """
         self._state.send_all()
@@ -591,7 +588,7 @@ class MlflowTracker:
     @property
     def buffered(self) -> int:
         """Metric values not known to be in the store: waiting in the buffer, or handed to
-        MLflow's asynchronous logging and not yet waited for (by :meth:`flush`)."""
+        the sender thread and not yet waited for (by :meth:`flush`)."""
         return self._state.unsent
 
     def _call(self, fn: Callable[..., _T], *args: Any, what: str, **kwargs: Any) -> _T:
