@@ -11,6 +11,15 @@ import pytest
 # The session's throwaway PostgreSQL server (a fixture), for tests/test_postgres.py.
 from tests.postgres import postgres  # noqa: F401
 
+# MLflow's progress bars (downloading a model's artifacts) start tqdm's monitor thread, which
+# outlives them; the figure process (tests/test_figure_process.py) rightly forks only from a
+# one-thread process, so its tests failed when they ran after such a test. tqdm's documented
+# switch: no monitor thread.
+if importlib.util.find_spec("tqdm") is not None:
+    import tqdm
+
+    tqdm.tqdm.monitor_interval = 0
+
 
 class Worst(dict):
     """Oracle -> the largest error measured against it. An oracle that no test measured
