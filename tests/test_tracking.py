@@ -242,6 +242,24 @@ def test_metrics_go_through_async_log_batch_not_log_metric(store, client, monkey
     assert "sent=3000 values in 3 batches" in repr(tracker)
 
 
+def test_metric_batches_are_written_when_sent_whatever_mlflow_async_default(
+    store, client, monkeypatch
+):
+    """MLFLOW_ENABLE_ASYNC_LOGGING=true makes log_batch asynchronous by default: the tracker
+    asks for synchronous writes, on the sender and on the finishing thread alike."""
+    monkeypatch.setenv("MLFLOW_ENABLE_ASYNC_LOGGING", "true")
+    tracker = MlflowTracker(store, "tests", "env-async", flush_every=100, flush_seconds=3600)
+    batch = _Spy(tracker._client.log_batch)
+    monkeypatch.setattr(tracker._client, "log_batch", batch)
+    for step in range(150):  # one batch of 100 on the sender, 50 left for finish
+        tracker.log_metrics({"a": float(step)}, step)
+    tracker.finish()
+    assert batch.metric_calls(synchronous=False) == [100]
+    assert batch.metric_calls(synchronous=True) == [50]
+    assert all(kw.get("synchronous") is True for kw in batch.calls if kw.get("metrics"))
+    assert len(client.get_metric_history(tracker.run_id, "a")) == 150
+
+
 def test_a_tracker_collected_on_the_sender_thread_ends_its_run(store, client):
     """A tracker's finalizer may run on any thread, the sender's included (a collection
     there): ending the run waits for batches queued behind the very call that collected it,

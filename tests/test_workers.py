@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -67,7 +68,7 @@ def test_main_settles_a_joblib_workers_collector(hydra_state, monkeypatch):
 
 def test_main_leaves_mlpx_own_process_alone(hydra_state, monkeypatch):
     assert _main_calls_after_job(monkeypatch, RunMode.MULTIRUN, BASIC) == []
-    monkeypatch.setattr(cli, "_ENTRY_PID", __import__("os").getpid())
+    monkeypatch.setattr(cli, "_ENTRY_PID", os.getpid())
     assert _main_calls_after_job(monkeypatch, RunMode.MULTIRUN, JOBLIB) == []
 
 

@@ -555,10 +555,11 @@ def main(cfg: DictConfig) -> float:
             return worst_objective(str(direction))
         sys.exit(2)
     finally:
-        from mlpx.app import workers
+        if os.getpid() != _ENTRY_PID:  # a joblib worker, a SLURM job (mlpx.app.workers)
+            from mlpx.app import workers
 
-        if os.getpid() != _ENTRY_PID and workers.launched_elsewhere():  # joblib, SLURM
-            workers.after_job()
+            if workers.launched_elsewhere():
+                workers.after_job()
 
 
 def entry() -> None:

@@ -186,6 +186,7 @@ class _RunState:
                             self.client.log_batch,
                             self.run_id,
                             metrics=_metrics(rows),
+                            synchronous=True,  # whatever MLFLOW_ENABLE_ASYNC_LOGGING says
                             retries=self.retries,
                             what=f"log_batch of {len(rows)} metrics",
                         )
