@@ -1,7 +1,8 @@
 """What a run and a sweep cost around their training: mlpx against a plain scikit-learn loop.
 
     python benchmarks/sweep_cost.py [--repeats 3] [--epochs 20] [--skip-single] [--skip-grid]
-        [--joblib "OVERRIDES" | --joblib ""] [--joblib-small "OVERRIDES" | ""] [--out FILE]
+        [--joblib "OVERRIDES" | --joblib ""] [--joblib-small "OVERRIDES" | ""]
+        [--joblib-peer WIDTHS,EPOCHS] [--joblib-small-peer WIDTHS,EPOCHS] [--out FILE]
 
 (``PYTHONPATH=<another checkout>`` measures that checkout's mlpx: the children inherit it.)
 
@@ -202,6 +203,14 @@ JOBLIB_SMALL_SWEEP = (
 JOBLIB_SMALL_PEER = ("128", "150")
 
 
+def peer_arg(text: str) -> tuple[str, str]:
+    """``"512,256,15"`` -> ``("512,256", "15")``: the peer's widths and epochs."""
+    widths, _, epochs = text.rpartition(",")
+    if not widths or not epochs.isdigit():
+        raise SystemExit(f"peer {text!r}: give WIDTHS,EPOCHS, e.g. 512,256,15")
+    return widths, epochs
+
+
 def joblib_pair(root: str, overrides: str, peer: tuple[str, str]) -> dict[str, float]:
     """Wall seconds of the same sweep one job at a time and with 2 joblib workers, and of
     the scikit-learn peer's two sides (:data:`SKLEARN_JOBLIB` with ``peer``: widths,
@@ -253,6 +262,16 @@ def main() -> None:
         default=JOBLIB_SMALL_SWEEP,
         help="the same with a small network; '' skips it",
     )
+    parser.add_argument(
+        "--joblib-peer",
+        default=",".join(JOBLIB_PEER),
+        help="the scikit-learn peer of --joblib: WIDTHS,EPOCHS (e.g. 512,256,15)",
+    )
+    parser.add_argument(
+        "--joblib-small-peer",
+        default=",".join(JOBLIB_SMALL_PEER),
+        help="the same for --joblib-small (e.g. 128,150)",
+    )
     parser.add_argument("--out", type=Path, default=OUT, help="where the JSON goes")
     args = parser.parse_args()
     epochs = f"trainer.epochs={args.epochs}"
@@ -278,8 +297,8 @@ def main() -> None:
     pairs = {
         name: (sweep, peer, {})
         for name, sweep, peer in (
-            ("joblib", args.joblib, JOBLIB_PEER),
-            ("joblib_small", args.joblib_small, JOBLIB_SMALL_PEER),
+            ("joblib", args.joblib, peer_arg(args.joblib_peer)),
+            ("joblib_small", args.joblib_small, peer_arg(args.joblib_small_peer)),
         )
         if sweep
     }
@@ -334,8 +353,9 @@ def main() -> None:
         "single_phases_median_s": {k: median_phases(v) for k, v in breakdown.items() if v},
         "sweep_phases_median_s": {k: median_phases(v) for k, v in grid_phases.items() if v},
     }
-    for name, (sweep, _, got) in pairs.items():
+    for name, (sweep, peer, got) in pairs.items():
         result[f"{name}_sweep"] = sweep
+        result[f"{name}_peer"] = {"widths": peer[0], "epochs": int(peer[1])}
         result[f"{name}_seconds"] = got
         for k, v in joblib_summary(got).items():
             result[f"{name}_{k}"] = v
