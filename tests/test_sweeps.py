@@ -13,9 +13,11 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -664,6 +666,55 @@ def test_an_interrupted_sweep_completes_when_launched_again(tmp_path: Path) -> N
     assert sorted(finished) == ["0", "1", "2"]  # each config once: no duplicates
     table = artifact_text(uri, parents[0].info.run_id, "summary/sweep_summary.csv", tmp_path / "a")
     assert sorted(r["trainer.seed"] for r in csv.DictReader(io.StringIO(table))) == ["0", "1", "2"]
+
+
+@pytest.mark.usefixtures("sqlite_store")
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_a_stopped_joblib_sweep_leaves_no_run_running(tmp_path: Path, how: str) -> None:
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) or a scheduler's
+    SIGTERM to mlpx alone while two joblib workers train: loky kills the workers, and the
+    launching process ends their runs KILLED (mlpx.app.sweep.end_orphaned_runs)."""
+    uri, at = store(tmp_path)
+    sweep = (
+        "-m", at, "dataset=digits", "trainer.epochs=300", "trainer.early_stopping.patience=0",
+        "trainer.seed=0,1,2,3", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *LEAN[2:],
+    )  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlpx", *sweep],
+        cwd=tmp_path,
+        env=mlpx_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stderr is not None
+        started = 0
+        for line in proc.stderr:  # "mlpx: <run name> on Dataset(...)": a worker's job trains
+            started += " on Dataset(" in line
+            if started == 2:
+                time.sleep(1.0)  # both runs exist and train (300 epochs: several seconds)
+                if how == "ctrl-c":
+                    os.killpg(proc.pid, signal.SIGINT)
+                else:
+                    os.kill(proc.pid, signal.SIGTERM)
+                break
+        proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == (130 if how == "ctrl-c" else 143)
+    parents, children = split(all_runs(uri))
+    assert len(children) >= 2
+    assert [r.info.status for r in children if r.info.status == "RUNNING"] == []
+    assert all(r.info.end_time is not None for r in children)
+    killed = [r for r in children if r.info.status == "KILLED"]
+    assert killed and all("interrupted" in r.data.tags.get("error", "") for r in killed)
+    assert [p.info.status for p in parents] == ["KILLED"]
+    assert parents[0].data.tags["mlpx.sweep_stopped"] == "true"
 
 
 @pytest.mark.slow

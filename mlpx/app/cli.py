@@ -287,6 +287,10 @@ def run(cfg: DictConfig) -> float:
         raise
     if link:
         link.note_run(tracker.run_id)
+    if multirun and sweep_dir and parent and tracker.run_id:  # for the launching process
+        from mlpx.app.sweep import note_job_process
+
+        note_job_process(sweep_dir, tracker.run_id)
 
     ckpt_dir = Path(job_dir or ".") / "checkpoints"
     checkpointer = Checkpointer(

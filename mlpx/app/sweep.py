@@ -9,7 +9,8 @@ and a Markdown table of every child, mean ± std over seeds, a figure per swept 
 ends the parent FINISHED, tagged ``failed_jobs=N``, even when some children failed. A sweep
 stopped early (``sweep.stop_on_failure``, Ctrl-C, a scheduler's SIGTERM) still gets its
 summary, from an exit hook, and its parent ends FAILED (KILLED when a job was interrupted),
-tagged ``mlpx.sweep_stopped=true``.
+tagged ``mlpx.sweep_stopped=true``; the runs of jobs whose process died with the sweep
+(joblib's workers) are ended KILLED first (:func:`end_orphaned_runs`).
 
 Resumable sweeps: every run is tagged with :func:`config_hash` of its resolved config, and a
 job whose config already has a FINISHED run in the experiment is skipped
@@ -65,6 +66,8 @@ __all__ = [
 SWEEP_FILE = "mlflow_sweep.json"
 #: Folder in the sweep dir where jobs note the FINISHED runs they reused (one file per run).
 REUSED_DIR = "mlpx_reused"
+#: ``<sweep_dir>/mlpx_jobs/<run_id>``: "<host> <pid>" of the process that runs that job.
+JOBS_DIR = "mlpx_jobs"
 #: Parent-run tag: what identifies a sweep, so launching it again reopens its parent.
 SWEEP_HASH_TAG = "mlpx.sweep_hash"
 #: Left out of :func:`config_hash`: where and how a run is recorded, shown or checkpointed,
@@ -144,6 +147,87 @@ def reused_runs(sweep_dir: str | os.PathLike) -> list[str]:
     """Run ids noted by :func:`note_reused_run` for this sweep folder."""
     folder = Path(sweep_dir) / REUSED_DIR
     return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def note_job_process(sweep_dir: str | os.PathLike, run_id: str) -> None:
+    """Record which process runs the job of run ``run_id`` (``<sweep_dir>/mlpx_jobs/<run_id>``:
+    host and pid), so that the launching process can end the run KILLED if that process
+    dies without ending it (:func:`end_orphaned_runs`)."""
+    import socket
+
+    folder = Path(sweep_dir) / JOBS_DIR
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / run_id).write_text(f"{socket.gethostname()} {os.getpid()}\n")
+    except OSError:  # a nicety: the run is recorded either way
+        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed child not yet reaped (a zombie) is gone too
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def end_orphaned_runs(sweep_dir: str | os.PathLike, uri: str, wait: float = 3.0) -> list[str]:
+    """End KILLED (tag ``error``) the runs of this sweep folder's jobs that are still RUNNING
+    although the process that ran them, on this host, is gone: joblib's workers killed when
+    Ctrl-C or a SIGTERM stopped the sweep, a worker killed for memory. A job process still
+    alive gets ``wait`` seconds to end its run itself; this process's own jobs and other
+    hosts' are left alone. Returns the run ids ended."""
+    import socket
+    import time
+
+    folder = Path(sweep_dir) / JOBS_DIR
+    if not folder.is_dir():
+        return []
+    host, ended = socket.gethostname(), []
+    waiting: dict[str, int] = {}
+    for note in sorted(folder.iterdir()):
+        try:
+            where, pid = note.read_text().split()
+            if where == host and int(pid) != os.getpid():
+                waiting[note.name] = int(pid)
+        except (OSError, ValueError):
+            continue
+    if not waiting:
+        return []
+    from mlpx.tracking.base import ERROR_TAG
+    from mlpx.tracking.store import open_client, retries_for, with_retry
+
+    client, retries = open_client(uri), retries_for(uri)
+
+    def running(run_id: str) -> bool:
+        return client.get_run(run_id).info.status == "RUNNING"
+
+    try:  # only these need their process gone: the others ended their runs themselves
+        waiting = {run_id: pid for run_id, pid in waiting.items() if running(run_id)}
+    except Exception as exc:
+        print(f"mlpx: warning: could not read the stopped jobs' runs: {exc}", file=sys.stderr)
+        return []
+    deadline = time.monotonic() + wait
+    while any(_alive(pid) for pid in waiting.values()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    why = "interrupted: the sweep stopped and this job's process ended without ending its run"
+    for run_id, pid in waiting.items():
+        if _alive(pid):
+            continue
+        try:
+            if not running(run_id):
+                continue
+            with_retry(client.set_tag, run_id, ERROR_TAG, why, retries=retries, what="set tag")
+            with_retry(client.set_terminated, run_id, "KILLED", retries=retries, what="end run")
+            ended.append(run_id)
+        except Exception as exc:
+            print(f"mlpx: warning: could not end run {run_id}: {exc}", file=sys.stderr)
+    return ended
 
 
 # --------------------------------------------------------------------------------------------
@@ -454,6 +538,9 @@ class MlflowSweepCallback(Callback):
         from mlpx.app.offload import stop_worker
 
         stop_worker()  # every job's figures and model logged, its run ended: then the summary
+        if stopped and self.sweep_dir:  # runs of job processes killed with the sweep
+            for orphan in end_orphaned_runs(self.sweep_dir, uri):
+                print(f"mlpx: run {orphan} of a stopped job ended KILLED", file=sys.stderr)
         summary = None
         try:
             from mlpx.app.report import write_sweep_summary
