@@ -626,12 +626,9 @@ def test_a_complete_sweep_launched_again_creates_no_runs(tmp_path: Path) -> None
         assert f"objective {value:.4f}" in proc.stderr, rid
 
 
-@pytest.mark.usefixtures("sqlite_store")
-@pytest.mark.slow
-@needs_wiring
-def test_an_interrupted_sweep_completes_when_launched_again(tmp_path: Path) -> None:
-    uri, at = store(tmp_path)
-    sweep = ("-m", at, "dataset=digits", "trainer.epochs=15", "trainer.seed=0,1,2", *LEAN[2:])
+def stop_at_second_job(tmp_path: Path, sweep: tuple[str, ...], stop: Any) -> int:
+    """Run ``mlpx *sweep`` in its own session, call ``stop(proc)`` once the second job
+    trains ("mlpx: <run name> on Dataset(...)" on stderr) and return its exit code."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlpx", *sweep],
         cwd=tmp_path,
@@ -639,20 +636,32 @@ def test_an_interrupted_sweep_completes_when_launched_again(tmp_path: Path) -> N
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
     try:
         assert proc.stderr is not None
         started = 0
-        for line in proc.stderr:  # "mlpx: <run name> on Dataset(...)" starts a job
+        for line in proc.stderr:
             started += " on Dataset(" in line
             if started == 2:
-                proc.send_signal(signal.SIGINT)  # Ctrl-C while the 2nd job trains
+                stop(proc)
                 break
         proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+    return proc.returncode
+
+
+@pytest.mark.usefixtures("sqlite_store")
+@pytest.mark.slow
+@needs_wiring
+def test_an_interrupted_sweep_completes_when_launched_again(tmp_path: Path) -> None:
+    uri, at = store(tmp_path)
+    sweep = ("-m", at, "dataset=digits", "trainer.epochs=15", "trainer.seed=0,1,2", *LEAN[2:])
+    # Ctrl-C to mlpx alone while the 2nd job trains
+    stop_at_second_job(tmp_path, sweep, lambda proc: proc.send_signal(signal.SIGINT))
     parents, first = split(all_runs(uri))
     assert 1 <= sum(r.info.status == "FINISHED" for r in first) < 3, "not interrupted"
     assert parents[0].info.status == "KILLED"
@@ -680,33 +689,16 @@ def test_a_stopped_joblib_sweep_leaves_no_run_running(tmp_path: Path, how: str) 
         "-m", at, "dataset=digits", "trainer.epochs=300", "trainer.early_stopping.patience=0",
         "trainer.seed=0,1,2,3", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *LEAN[2:],
     )  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlpx", *sweep],
-        cwd=tmp_path,
-        env=mlpx_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        assert proc.stderr is not None
-        started = 0
-        for line in proc.stderr:  # "mlpx: <run name> on Dataset(...)": a worker's job trains
-            started += " on Dataset(" in line
-            if started == 2:
-                time.sleep(1.0)  # both runs exist and train (300 epochs: several seconds)
-                if how == "ctrl-c":
-                    os.killpg(proc.pid, signal.SIGINT)
-                else:
-                    os.kill(proc.pid, signal.SIGTERM)
-                break
-        proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert proc.returncode == (130 if how == "ctrl-c" else 143)
+
+    def stop(proc: subprocess.Popen) -> None:
+        time.sleep(1.0)  # both runs exist and train (300 epochs: several seconds)
+        if how == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            os.kill(proc.pid, signal.SIGTERM)
+
+    returncode = stop_at_second_job(tmp_path, sweep, stop)
+    assert returncode == (130 if how == "ctrl-c" else 143)
     parents, children = split(all_runs(uri))
     assert len(children) >= 2
     assert [r.info.status for r in children if r.info.status == "RUNNING"] == []
