@@ -686,12 +686,12 @@ def test_a_stopped_joblib_sweep_leaves_no_run_running(tmp_path: Path, how: str) 
     launching process ends their runs KILLED (mlpx.app.sweep.end_orphaned_runs)."""
     uri, at = store(tmp_path)
     sweep = (
-        "-m", at, "dataset=digits", "trainer.epochs=300", "trainer.early_stopping.patience=0",
+        "-m", at, "dataset=digits", "trainer.epochs=1000", "trainer.early_stopping.patience=0",
         "trainer.seed=0,1,2,3", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *LEAN[2:],
     )  # fmt: skip
 
     def stop(proc: subprocess.Popen) -> None:
-        time.sleep(1.0)  # both runs exist and train (300 epochs: several seconds)
+        time.sleep(0.5)  # both runs exist and train (1000 epochs: ~7 s here, never done yet)
         if how == "ctrl-c":
             os.killpg(proc.pid, signal.SIGINT)
         else:
