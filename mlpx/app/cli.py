@@ -287,10 +287,10 @@ def run(cfg: DictConfig) -> float:
         raise
     if link:
         link.note_run(tracker.run_id)
-    if multirun and sweep_dir and parent and tracker.run_id:  # for the launching process
+    if parent and sweep_dir and tracker.run_id and os.getpid() != _ENTRY_PID:  # a worker's job
         from mlpx.app.sweep import note_job_process
 
-        note_job_process(sweep_dir, tracker.run_id)
+        note_job_process(sweep_dir, tracker.run_id)  # for the launching process, if it stops
 
     ckpt_dir = Path(job_dir or ".") / "checkpoints"
     checkpointer = Checkpointer(

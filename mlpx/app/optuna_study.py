@@ -274,10 +274,9 @@ class ParentRun:
         try:
             from mlflow.tracking import MlflowClient
 
-            client = MlflowClient(tracking_uri=self.uri)
-            if client.get_run(run_id).info.status == "RUNNING":
-                client.set_tag(run_id, "error", why)
-                client.set_terminated(run_id, "KILLED")
+            from mlpx.tracking.store import kill_if_running
+
+            kill_if_running(MlflowClient(tracking_uri=self.uri), run_id, why)
         except Exception as exc:
             print(f"mlpx: warning: could not end run {run_id}: {exc}", file=sys.stderr)
 

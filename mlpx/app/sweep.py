@@ -199,16 +199,15 @@ def end_orphaned_runs(sweep_dir: str | os.PathLike, uri: str, wait: float = 3.0)
             continue
     if not waiting:
         return []
-    from mlpx.tracking.base import ERROR_TAG
-    from mlpx.tracking.store import open_client, retries_for, with_retry
+    from mlpx.tracking.store import kill_if_running, open_client, retries_for
 
     client, retries = open_client(uri), retries_for(uri)
-
-    def running(run_id: str) -> bool:
-        return client.get_run(run_id).info.status == "RUNNING"
-
     try:  # only these need their process gone: the others ended their runs themselves
-        waiting = {run_id: pid for run_id, pid in waiting.items() if running(run_id)}
+        waiting = {
+            run_id: pid
+            for run_id, pid in waiting.items()
+            if client.get_run(run_id).info.status == "RUNNING"
+        }
     except Exception as exc:
         print(f"mlpx: warning: could not read the stopped jobs' runs: {exc}", file=sys.stderr)
         return []
@@ -220,11 +219,8 @@ def end_orphaned_runs(sweep_dir: str | os.PathLike, uri: str, wait: float = 3.0)
         if _alive(pid):
             continue
         try:
-            if not running(run_id):
-                continue
-            with_retry(client.set_tag, run_id, ERROR_TAG, why, retries=retries, what="set tag")
-            with_retry(client.set_terminated, run_id, "KILLED", retries=retries, what="end run")
-            ended.append(run_id)
+            if kill_if_running(client, run_id, why, retries):
+                ended.append(run_id)
         except Exception as exc:
             print(f"mlpx: warning: could not end run {run_id}: {exc}", file=sys.stderr)
     return ended

@@ -586,3 +586,15 @@ def end_run(uri: str | None, run_id: str, status: str = "FINISHED") -> None:
     uri = resolve_tracking_uri(uri)
     client = open_client(uri)
     with_retry(client.set_terminated, run_id, status, retries=retries_for(uri), what="end run")
+
+
+def kill_if_running(client: Any, run_id: str, why: str, retries: int = 0) -> bool:
+    """End ``run_id`` KILLED with tag ``error`` = ``why`` when it is still RUNNING (a run
+    whose process died without ending it); False when it had already ended."""
+    from mlpx.tracking.base import ERROR_TAG
+
+    if client.get_run(run_id).info.status != "RUNNING":
+        return False
+    with_retry(client.set_tag, run_id, ERROR_TAG, why, retries=retries, what="set tag")
+    with_retry(client.set_terminated, run_id, "KILLED", retries=retries, what="end run")
+    return True
