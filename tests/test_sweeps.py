@@ -27,6 +27,7 @@ import pytest
 from mlpx.app import report, summary
 from mlpx.app.config import TOP_KEYS
 from mlpx.app.sweep import all_swept_keys, config_hash, hashed_config, sweep_switches, swept_keys
+from mlpx.tracking.model import logged_model_ids
 from tests.cli_helpers import client, mlpx_env, run_module
 from tests.cli_helpers import run_mlpx as mlpx
 
@@ -614,7 +615,7 @@ def test_resume_skips_finished_configs_and_reruns_failed_ones(tmp_path: Path) ->
 @needs_wiring
 def test_a_complete_sweep_launched_again_creates_no_runs(tmp_path: Path) -> None:
     uri, at = store(tmp_path)
-    sweep = ("-m", at, *LEAN, "optimizer=sgd,adam")
+    sweep = ("-m", at, *LEAN, "logger.log_model=true", "optimizer=sgd,adam")
     assert mlpx(tmp_path, *sweep).returncode == 0
     before = {r.info.run_id for r in all_runs(uri)}
     objectives = {r.info.run_id: r.data.metrics["objective"] for r in split(all_runs(uri))[1]}
@@ -622,6 +623,9 @@ def test_a_complete_sweep_launched_again_creates_no_runs(tmp_path: Path) -> None
     assert proc.returncode == 0, proc.stderr
     assert {r.info.run_id for r in all_runs(uri)} == before
     assert proc.stderr.count("skipped: this config already has a FINISHED run") == 2
+    assert "warning" not in proc.stderr  # the best model is linked to the parent once
+    (parent,) = split(all_runs(uri))[0]
+    assert len(logged_model_ids(client(uri), parent.info.run_id)) == 1
     for rid, value in objectives.items():
         assert f"objective {value:.4f}" in proc.stderr, rid
 

@@ -263,7 +263,10 @@ def _link_best_model(client: Any, parent_run_id: str, best_run_id: str) -> str |
         ids = logged_model_ids(client, best_run_id)
         if not ids:
             return None
-        link_model(client, parent_run_id, ids[-1])
+        # a sweep launched again may find its best run's model linked already (MLflow
+        # refuses a second link of the same model)
+        if ids[-1] not in logged_model_ids(client, parent_run_id):
+            link_model(client, parent_run_id, ids[-1])
     except Exception as exc:  # the summary stands without the link
         print(f"mlpx: warning: could not link the best run's model: {exc}", file=sys.stderr)
         return None
