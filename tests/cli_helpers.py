@@ -14,6 +14,17 @@ from pathlib import Path
 from typing import Any
 
 
+def load_script(path: Path) -> Any:
+    """The Python file ``path`` (a benchmark or tool script, not a package) as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def mlpx_env(**extra: str) -> dict[str, str]:
     """This environment without MLFLOW_* settings, with a headless matplotlib."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}

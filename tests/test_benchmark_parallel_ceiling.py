@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests.cli_helpers import load_script
 
 CEILING = Path(__file__).resolve().parents[1] / "benchmarks" / "parallel_ceiling.py"
 
 
-def load() -> object:
-    spec = importlib.util.spec_from_file_location("parallel_ceiling", CEILING)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load() -> Any:
+    return load_script(CEILING)
 
 
 def test_a_pair_times_every_side_of_a_short_loop() -> None:

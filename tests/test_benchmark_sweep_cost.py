@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests.cli_helpers import load_script
 
 SWEEP_COST = Path(__file__).resolve().parents[1] / "benchmarks" / "sweep_cost.py"
 
 
-def load() -> object:
-    spec = importlib.util.spec_from_file_location("sweep_cost", SWEEP_COST)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load() -> Any:
+    return load_script(SWEEP_COST)
 
 
 def test_peer_arg_splits_widths_from_epochs() -> None:
