@@ -37,6 +37,7 @@ from mlpx.app.messages import (
 from mlpx.app.plugins import expose_plugins
 from mlpx.app.signals import GUARD, Killed, checkpoint_phase
 from mlpx.app.summary import CONFIG_HASH_TAG
+from mlpx.app.warn import warn
 from mlpx.redact import mask_log_records, mask_secrets, mask_std_streams
 
 
@@ -218,7 +219,7 @@ def run(cfg: DictConfig) -> float:
             claim = ConfigClaim(resolve_tracking_uri(lg.tracking_uri), chash).acquire()
             reused = reuse_finished_run(lg.tracking_uri, lg.experiment_name, chash, sweep_dir)
         except Exception as exc:  # the lookup only saves time: train when it fails
-            print(f"mlpx: warning: could not look for a finished run: {exc}", file=sys.stderr)
+            warn("look for a finished run", exc)
             reused = None
         if reused is not None:
             claim.release()

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from mlpx.app.warn import first_line
 from mlpx.backend import to_numpy
 
 __all__ = [
@@ -442,7 +443,7 @@ def start_worker(tracking_uri: str | None = None) -> ArtifactWorker | None:
             _WORKER = ArtifactWorker(tracking_uri)
         except Exception as exc:
             print(
-                f"mlpx: warning: could not start the artifact helper process ({exc}); "
+                f"mlpx: warning: could not start the artifact helper process ({first_line(exc)}); "
                 "each job logs its figures and model itself",
                 file=sys.stderr,
             )

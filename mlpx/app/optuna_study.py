@@ -17,6 +17,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from mlpx.app.warn import first_line, warn
+
 __all__ = [
     "PRESET_ARGS",
     "Heartbeat",
@@ -85,10 +87,9 @@ def open_storage(url: str, heartbeat: tuple[int, int] | None = None, attempts: i
             if racing and attempt < attempts - 1:
                 time.sleep(0.2 + random.random() * (attempt + 1))
                 continue
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise SweepConfigError(
                 f"hydra.sweeper.storage={mask_url(url)} cannot be opened "
-                f"({type(exc).__name__}: {first[:200]}); give a reachable database URL "
+                f"({type(exc).__name__}: {first_line(exc, 200)}); give a reachable database URL "
                 "(sqlite:///optuna.db, postgresql+psycopg://user:pw@host/db) or null"
             ) from None
     raise AssertionError("unreachable")
@@ -265,7 +266,7 @@ class ParentRun:
             for key, value in tags.items():
                 client.set_tag(self.run_id, key, "" if value is None else str(value)[:5000])
         except Exception as exc:
-            print(f"mlpx: warning: could not tag the sweep's parent run: {exc}", file=sys.stderr)
+            warn("tag the sweep's parent run", exc)
 
     def kill_run(self, run_id: str, why: str) -> None:
         """End run ``run_id`` KILLED (tag ``error``) when it is still RUNNING."""
@@ -278,7 +279,7 @@ class ParentRun:
 
             kill_if_running(MlflowClient(tracking_uri=self.uri), run_id, why)
         except Exception as exc:
-            print(f"mlpx: warning: could not end run {run_id}: {exc}", file=sys.stderr)
+            warn(f"end run {run_id}", exc)
 
     def tags(self, study: Any, plan: dict[str, Any], seed: int | None) -> None:
         pruner = plan["pruner"]

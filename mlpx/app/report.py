@@ -41,6 +41,7 @@ from mlpx.app.summary import (
     summarize,
     varying_keys,
 )
+from mlpx.app.warn import warn
 
 #: With the table's types and functions, re-exported from :mod:`mlpx.app.summary`.
 __all__ = [
@@ -268,7 +269,7 @@ def _link_best_model(client: Any, parent_run_id: str, best_run_id: str) -> str |
         if ids[-1] not in logged_model_ids(client, parent_run_id):
             link_model(client, parent_run_id, ids[-1])
     except Exception as exc:  # the summary stands without the link
-        print(f"mlpx: warning: could not link the best run's model: {exc}", file=sys.stderr)
+        warn("link the best run's model", exc)
         return None
     return f"models:/{ids[-1]}"
 

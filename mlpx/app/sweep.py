@@ -46,6 +46,7 @@ from mlpx.app.summary import (
     SWEPT_KEYS_TAG,
     run_objective,
 )
+from mlpx.app.warn import warn
 
 __all__ = [
     "CONFIG_HASH_TAG",
@@ -209,7 +210,7 @@ def end_orphaned_runs(sweep_dir: str | os.PathLike, uri: str, wait: float = 3.0)
             if client.get_run(run_id).info.status == "RUNNING"
         }
     except Exception as exc:
-        print(f"mlpx: warning: could not read the stopped jobs' runs: {exc}", file=sys.stderr)
+        warn("read the stopped jobs' runs", exc)
         return []
     deadline = time.monotonic() + wait
     while any(_alive(pid) for pid in waiting.values()) and time.monotonic() < deadline:
@@ -222,7 +223,7 @@ def end_orphaned_runs(sweep_dir: str | os.PathLike, uri: str, wait: float = 3.0)
             if kill_if_running(client, run_id, why, retries):
                 ended.append(run_id)
         except Exception as exc:
-            print(f"mlpx: warning: could not end run {run_id}: {exc}", file=sys.stderr)
+            warn(f"end run {run_id}", exc)
     return ended
 
 
