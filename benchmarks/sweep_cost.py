@@ -2,7 +2,8 @@
 
     python benchmarks/sweep_cost.py [--repeats 3] [--epochs 20] [--skip-single] [--skip-grid]
         [--joblib "OVERRIDES" | --joblib ""] [--joblib-small "OVERRIDES" | ""]
-        [--joblib-peer WIDTHS,EPOCHS] [--joblib-small-peer WIDTHS,EPOCHS] [--out FILE]
+        [--joblib-peer WIDTHS,EPOCHS] [--joblib-small-peer WIDTHS,EPOCHS] [--ceiling X]
+        [--out FILE]
 
 (``PYTHONPATH=<another checkout>`` measures that checkout's mlpx: the children inherit it.)
 
@@ -26,6 +27,12 @@ and with ``hydra/launcher=joblib hydra.launcher.n_jobs=2``; the speed-up is the 
 their medians. Their peer: the same 6 networks fitted by scikit-learn's ``MLPClassifier``
 in a loop and under ``joblib.Parallel(n_jobs=2)`` (``SKLEARN_JOBLIB``), what two workers
 gain on this machine for such jobs without mlpx.
+
+Each joblib comparison also times where the one-at-a-time sweep's time goes (the phases
+below, ``{name}_phases_median_s``). With ``--ceiling X`` (what two fits at once gain here,
+``benchmarks/parallel_ceiling.py``) it reports ``{name}_bound``: the most two workers could
+gain if they started for free and everything but the launching process's own phases (the
+sweep's start, mlpx's imports, the summary) ran X times faster (:func:`joblib_bound`).
 
 mlpx's split-dataset cache (``MLPX_DATA_CACHE``, mlpx/data_cache.py) lives in the temporary
 folder and is warm after the first run, as for a user after their first run; one single run
@@ -239,6 +246,25 @@ def joblib_summary(times: dict[str, list[float]]) -> dict[str, Any]:
     }
 
 
+#: The phases of a sweep that only the launching process runs, whatever its launcher: they
+#: are not divided among joblib's workers.
+LAUNCHER_PHASES = (
+    "sweep: start (MLflow import, parent run)",
+    "imports (mlpx.app.cli)",
+    "sweep: summary",
+)
+
+
+def joblib_bound(phases: dict[str, float], ceiling: float) -> float:
+    """The most two workers can gain on a sweep whose one-at-a-time ``phases`` are given,
+    when everything but the launcher's phases runs ``ceiling`` times faster on two workers
+    (``benchmarks/parallel_ceiling.py``'s ceiling) and the workers start for free (Amdahl):
+    ``total / (launcher + (total - launcher) / ceiling)``."""
+    total = phases["total in process"]
+    launcher = sum(phases.get(k, 0.0) for k in LAUNCHER_PHASES)
+    return total / (launcher + (total - launcher) / ceiling)
+
+
 def median_phases(samples: list[dict[str, float]]) -> dict[str, float]:
     """Each phase's median over ``samples`` (0 where a sample did not have it)."""
     keys = list(dict.fromkeys(k for s in samples for k in s))
@@ -272,6 +298,13 @@ def main() -> None:
         default=",".join(JOBLIB_SMALL_PEER),
         help="the same for --joblib-small (e.g. 128,150)",
     )
+    parser.add_argument(
+        "--ceiling",
+        type=float,
+        default=0.0,
+        help="the ceiling of benchmarks/parallel_ceiling.py (e.g. 1.67): reports the most "
+        "two workers could gain on each joblib sweep (joblib_bound)",
+    )
     parser.add_argument("--out", type=Path, default=OUT, help="where the JSON goes")
     args = parser.parse_args()
     epochs = f"trainer.epochs={args.epochs}"
@@ -295,7 +328,7 @@ def main() -> None:
         "mlpx (fresh store)": [],
     }
     pairs = {
-        name: (sweep, peer, {})
+        name: (sweep, peer, {}, [])
         for name, sweep, peer in (
             ("joblib", args.joblib, peer_arg(args.joblib_peer)),
             ("joblib_small", args.joblib_small, peer_arg(args.joblib_small_peer)),
@@ -316,10 +349,13 @@ def main() -> None:
             for name in ("mlpx default", "mlpx lean"):  # where the grid's time goes
                 if not args.skip_grid:
                     grid_phases[name].append(phases(sides[name][1:], fresh_store(root)))
-            for name, (sweep, peer, got) in pairs.items():
+            for name, (sweep, peer, got, sweep_phases) in pairs.items():
                 for k, v in joblib_pair(root, sweep, peer).items():
                     got.setdefault(k, []).append(v)
                     print(f"repeat {r}: {name}: {k} {v:.2f} s", flush=True)
+                # where the one-at-a-time sweep's time goes (its launcher's share bounds
+                # what two workers can gain: joblib_bound)
+                sweep_phases.append(phases(["-m", *sweep.split()], fresh_store(root)))
             if args.skip_single:
                 continue
             store = fresh_store(root)
@@ -353,12 +389,16 @@ def main() -> None:
         "single_phases_median_s": {k: median_phases(v) for k, v in breakdown.items() if v},
         "sweep_phases_median_s": {k: median_phases(v) for k, v in grid_phases.items() if v},
     }
-    for name, (sweep, peer, got) in pairs.items():
+    for name, (sweep, peer, got, sweep_phases) in pairs.items():
         result[f"{name}_sweep"] = sweep
         result[f"{name}_peer"] = {"widths": peer[0], "epochs": int(peer[1])}
         result[f"{name}_seconds"] = got
         for k, v in joblib_summary(got).items():
             result[f"{name}_{k}"] = v
+        result[f"{name}_phases_median_s"] = median_phases(sweep_phases)
+        if args.ceiling:
+            bound = joblib_bound(result[f"{name}_phases_median_s"], args.ceiling)
+            result[f"{name}_bound"] = {"ceiling": args.ceiling, "free_workers": round(bound, 2)}
     if args.skip_grid:
         result.pop("sweep_ratio_to_sklearn")
     if not args.skip_grid:
@@ -375,12 +415,19 @@ def main() -> None:
             print(f"  {k}: {v:.2f}")
         for k, v in result["single_phases_median_s"].items():
             print(f"\nphases of {k} (s): " + ", ".join(f"{p} {t:.2f}" for p, t in v.items()))
-    for name, (sweep, _, _) in pairs.items():
+    for name, (sweep, _, _, _) in pairs.items():
         print(
             f"\n{name} ({sweep}): {result[f'{name}_median_s']}, speed-up "
             f"{result[f'{name}_speedup']}x; scikit-learn's MLPClassifier on the same 6 "
             f"networks: {result[f'{name}_peer_speedup']}x"
         )
+        ph = result[f"{name}_phases_median_s"]
+        print("  phases one at a time (s): " + ", ".join(f"{p} {t:.2f}" for p, t in ph.items()))
+        if args.ceiling:
+            print(
+                f"  bound with workers that start for free at ceiling {args.ceiling}: "
+                f"{result[f'{name}_bound']['free_workers']}x"
+            )
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwritten to {args.out}")
 
